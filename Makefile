@@ -1,0 +1,95 @@
+# sigreload: plain make with pkg-config. `make help` lists the targets.
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+PYTHON ?= /usr/bin/python3
+PKG_CONFIG ?= pkg-config
+PKGS := yaml-0.1 libcrypto
+
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+	-Wformat-security -Wnull-dereference -Wvla -Wpointer-arith -Wundef
+ifeq ($(CI),true)
+WARNINGS += -Werror
+endif
+HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -DSIGRELOAD_VERSION='"$(VERSION)"' $(WARNINGS) $(HARDEN) \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS)) $(CFLAGS)
+ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(LDFLAGS)
+LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS))
+
+B ?= build
+SRC := $(wildcard src/*.c)
+LIB_OBJ := $(patsubst src/%.c,$(B)/%.o,$(filter-out src/main.c,$(SRC)))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
+HELPER_SRC := $(wildcard tests/helpers/*.c)
+HELPER_BIN := $(patsubst tests/helpers/%.c,$(B)/helpers/%,$(HELPER_SRC))
+
+# Debian packages for building, testing and linting; `make deps` installs the missing ones.
+DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev python3 \
+	python3-pytest mandoc util-linux procps coreutils
+
+.PHONY: all test test-unit test-system asan format install clean deps helpers help
+
+all: sigreload
+
+sigreload: $(B)/main.o $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/%.o: src/%.c $(wildcard src/*.h) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/unit/%: tests/unit/%.c $(LIB_OBJ) tests/unit/unit.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(LIBS) -lcmocka
+
+$(B)/helpers/%: tests/helpers/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
+helpers: $(HELPER_BIN)
+
+test: test-unit test-system
+
+test-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; SIGRELOAD_TESTS=$(CURDIR)/tests $$t; done
+
+test-system: sigreload helpers
+	SIGRELOAD_BIN=$(CURDIR)/sigreload SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/system $(PYTEST_ARGS)
+
+# The whole suite on an ASan + UBSan build (LeakSanitizer included).
+asan:
+	$(MAKE) B=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		LDFLAGS="-fsanitize=address,undefined" sigreload-asan test-unit
+	$(MAKE) B=build/asan test-system-asan
+
+sigreload-asan: $(B)/main.o $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $(B)/sigreload $^ $(LIBS)
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h tests/helpers/*.c
+
+install: sigreload
+	install -D -m 0755 sigreload $(DESTDIR)$(PREFIX)/bin/sigreload
+	install -D -m 0644 man/sigreload.8 $(DESTDIR)$(PREFIX)/share/man/man8/sigreload.8
+	install -D -m 0644 man/sigreload.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/sigreload.yaml.5
+
+clean:
+	rm -rf build sigreload
+
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "all Debian packages present"; fi
+
+help:
+	@echo "targets: all test test-unit test-system asan format install clean deps"

@@ -1,0 +1,384 @@
+/* digest.c: streaming SHA-256 (OpenSSL EVP) over files and directory trees. */
+#include "digest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+#define READ_CHUNK (128 * 1024)
+#define WALK_RETRIES 3
+
+typedef struct Walk {
+	DigestList *list;
+	DigestSkipFn skip;
+	void *userdata;
+	bool vanished;
+	size_t depth;
+	dev_t dev[DIGEST_MAX_DEPTH];
+	ino_t ino[DIGEST_MAX_DEPTH];
+	char name[PATH_MAX];
+} Walk;
+
+static const EVP_MD *sha256(void)
+{
+	static EVP_MD *md; /* fetched once: an implicit fetch per file costs more than small files */
+
+	if (!md)
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	return md;
+}
+
+static void free_md_ctx(EVP_MD_CTX **ctx)
+{
+	EVP_MD_CTX_free(*ctx);
+}
+
+static int digest_fail(void)
+{
+	ERR_clear_error();
+	return -EIO;
+}
+
+int digest_fd(int fd, unsigned char out[DIGEST_LEN])
+{
+	static unsigned char buf[READ_CHUNK];
+	_cleanup_(free_md_ctx) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned len;
+
+	if (!ctx || !sha256() || !EVP_DigestInit_ex2(ctx, sha256(), NULL))
+		return digest_fail();
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		if (!EVP_DigestUpdate(ctx, buf, (size_t)n))
+			return digest_fail();
+	}
+	if (!EVP_DigestFinal_ex(ctx, out, &len))
+		return digest_fail();
+	return 0;
+}
+
+static int list_add(DigestList *l, const char *name, const unsigned char sha[DIGEST_LEN])
+{
+	if (l->n >= DIGEST_MAX_FILES)
+		return -E2BIG;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		DigestEntry *v = reallocarray(l->v, cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	if (!(l->v[l->n].name = strdup(name)))
+		return -ENOMEM;
+	memcpy(l->v[l->n].sha, sha, DIGEST_LEN);
+	l->n++;
+	return 0;
+}
+
+static const char *file_kind(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFIFO:
+		return "not a regular file (FIFO), skipping";
+	case S_IFSOCK:
+		return "not a regular file (socket), skipping";
+	case S_IFCHR:
+		return "not a regular file (character device), skipping";
+	case S_IFBLK:
+		return "not a regular file (block device), skipping";
+	default:
+		return "not a regular file, skipping";
+	}
+}
+
+static void skip(Walk *w, const char *why)
+{
+	if (w->skip)
+		w->skip(w->name, why, w->userdata);
+}
+
+/* Hashes dirfd/rel (rel may be an absolute path with dirfd AT_FDCWD) if it is still a regular
+ * file when opened: a FIFO put there since the stat is never read, nor waited for. */
+static int walk_file(Walk *w, int dirfd, const char *rel)
+{
+	unsigned char sha[DIGEST_LEN];
+	struct stat st;
+
+	_cleanup_close_ int fd = openat(dirfd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			w->vanished = true;
+			return 0;
+		}
+		char why[128];
+		snprintf(why, sizeof(why), "cannot open (%s), skipping", strerror(errno));
+		skip(w, why);
+		return 0;
+	}
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode)) {
+		skip(w, file_kind(st.st_mode));
+		return 0;
+	}
+	int r = digest_fd(fd, sha);
+	if (r < 0) {
+		char why[128];
+		snprintf(why, sizeof(why), "cannot read (%s), skipping", strerror(-r));
+		skip(w, why);
+		return 0;
+	}
+	return list_add(w->list, w->name, sha);
+}
+
+static int walk_dir(Walk *w, int dirfd);
+
+/* Visits one name of a directory: w->name already ends with it. */
+static int walk_entry(Walk *w, int dirfd, const char *rel)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, rel, &st, 0) < 0) {
+		if (errno == ENOENT && fstatat(dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			skip(w, "dangling symlink, skipping");
+		else if (errno == ENOENT)
+			w->vanished = true;
+		else if (errno == ELOOP)
+			skip(w, "symlink loop, skipping");
+		else {
+			char why[128];
+			snprintf(why, sizeof(why), "cannot stat (%s), skipping", strerror(errno));
+			skip(w, why);
+		}
+		return 0;
+	}
+	if (S_ISREG(st.st_mode))
+		return walk_file(w, dirfd, rel);
+	if (!S_ISDIR(st.st_mode)) {
+		skip(w, file_kind(st.st_mode));
+		return 0;
+	}
+	for (size_t i = 0; i < w->depth; i++)
+		if (w->dev[i] == st.st_dev && w->ino[i] == st.st_ino) {
+			skip(w, "directory loop (a symlink to one of its parents), skipping");
+			return 0;
+		}
+	if (w->depth >= DIGEST_MAX_DEPTH) {
+		skip(w, "more than 32 directories deep, skipping");
+		return 0;
+	}
+	_cleanup_close_ int fd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			w->vanished = true;
+		else {
+			char why[128];
+			snprintf(why, sizeof(why), "cannot open directory (%s), skipping",
+				 strerror(errno));
+			skip(w, why);
+		}
+		return 0;
+	}
+	w->dev[w->depth] = st.st_dev;
+	w->ino[w->depth] = st.st_ino;
+	w->depth++;
+	int r = walk_dir(w, fd);
+	w->depth--;
+	return r;
+}
+
+static int walk_dir(Walk *w, int dirfd)
+{
+	size_t base = strlen(w->name);
+	struct stat st;
+	struct dirent *de;
+	int r = 0;
+
+	/* An AtomicWriter volume: its keys are the entries of the directory ..data points to, read
+	 * through one fd so that a swap during the walk cannot mix two versions. */
+	_cleanup_close_ int data = openat(dirfd, "..data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = data >= 0 ? data : dirfd;
+
+	_cleanup_closedir_ DIR *dir = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+	if (!dir)
+		return -errno;
+	while ((errno = 0, de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		int n = snprintf(w->name + base, sizeof(w->name) - base, "%s%s",
+				 base > 0 && w->name[base - 1] == '/' ? "" : "/", de->d_name);
+		if (n < 0 || (size_t)n >= sizeof(w->name) - base) {
+			w->name[base] = '\0';
+			skip(w, "name longer than PATH_MAX below this directory, skipping");
+			continue;
+		}
+		r = walk_entry(w, fd, de->d_name);
+		w->name[base] = '\0';
+		if (r < 0)
+			return r;
+	}
+	if (errno != 0)
+		return -errno;
+	/* The directory was removed while we read it (the kubelet's step 9): start again. */
+	if (fstat(fd, &st) == 0 && st.st_nlink == 0)
+		w->vanished = true;
+	return 0;
+}
+
+int digest_tree(const char *path, DigestList *list, DigestSkipFn skipfn, void *userdata)
+{
+	Walk *w = calloc(1, sizeof(*w));
+	struct stat st;
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	*w = (Walk){ .list = list, .skip = skipfn, .userdata = userdata };
+	if (strlen(path) >= sizeof(w->name)) {
+		free(w);
+		return -ENAMETOOLONG;
+	}
+	strcpy(w->name, path);
+	if (stat(path, &st) < 0) {
+		r = -errno;
+	} else if (S_ISREG(st.st_mode)) {
+		r = walk_file(w, AT_FDCWD, path);
+	} else if (S_ISDIR(st.st_mode)) {
+		/* strip trailing slashes so that names read "/dir/x", not "/dir//x" */
+		for (size_t n = strlen(w->name); n > 1 && w->name[n - 1] == '/'; n--)
+			w->name[n - 1] = '\0';
+		r = walk_entry(w, AT_FDCWD, path);
+	} else {
+		skip(w, file_kind(st.st_mode));
+		r = 0;
+	}
+	if (r == 0 && w->vanished)
+		r = -EAGAIN;
+	free(w);
+	return r;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const DigestEntry *)a)->name, ((const DigestEntry *)b)->name);
+}
+
+void digest_list_sort(DigestList *l)
+{
+	size_t out = 0;
+
+	qsort(l->v, l->n, sizeof(*l->v), entry_cmp);
+	for (size_t i = 0; i < l->n; i++) {
+		if (out > 0 && strcmp(l->v[out - 1].name, l->v[i].name) == 0) {
+			free(l->v[i].name);
+			continue;
+		}
+		l->v[out++] = l->v[i];
+	}
+	l->n = out;
+}
+
+void digest_list_done(DigestList *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].name);
+	free(l->v);
+	*l = (DigestList){ 0 };
+}
+
+char *digest_hex(const unsigned char sha[DIGEST_LEN], char out[DIGEST_HEX_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < DIGEST_LEN; i++) {
+		out[2 * i] = hex[sha[i] >> 4];
+		out[2 * i + 1] = hex[sha[i] & 15];
+	}
+	out[2 * DIGEST_LEN] = '\0';
+	return out;
+}
+
+char *digest_line(const DigestEntry *e)
+{
+	size_t len = strlen(e->name);
+	bool escape = strpbrk(e->name, "\\\n\r") != NULL;
+	char *line = malloc(1 + DIGEST_HEX_LEN + 2 + 2 * len + 2), *p = line;
+
+	if (!line)
+		return NULL;
+	if (escape)
+		*p++ = '\\';
+	digest_hex(e->sha, p);
+	p += DIGEST_HEX_LEN - 1;
+	*p++ = ' ';
+	*p++ = ' ';
+	for (const char *s = e->name; *s; s++) {
+		if (escape && (*s == '\\' || *s == '\n' || *s == '\r')) {
+			*p++ = '\\';
+			*p++ = *s == '\\' ? '\\' : *s == '\n' ? 'n' : 'r';
+		} else {
+			*p++ = *s;
+		}
+	}
+	*p++ = '\n';
+	*p = '\0';
+	return line;
+}
+
+int digest_total(const DigestList *l, unsigned char out[DIGEST_LEN])
+{
+	_cleanup_(free_md_ctx) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned len;
+
+	if (!ctx || !sha256() || !EVP_DigestInit_ex2(ctx, sha256(), NULL))
+		return digest_fail();
+	for (size_t i = 0; i < l->n; i++) {
+		_cleanup_free_ char *line = digest_line(&l->v[i]);
+		if (!line)
+			return -ENOMEM;
+		if (!EVP_DigestUpdate(ctx, line, strlen(line)))
+			return digest_fail();
+	}
+	if (!EVP_DigestFinal_ex(ctx, out, &len))
+		return digest_fail();
+	return 0;
+}
+
+int digest_paths(char *const *paths, size_t n, DigestList *list, unsigned char total[DIGEST_LEN],
+		 DigestSkipFn skipfn, void *userdata)
+{
+	int r = 0;
+
+	for (int attempt = 0; attempt < WALK_RETRIES; attempt++) {
+		digest_list_done(list);
+		for (size_t i = 0; i < n; i++)
+			if ((r = digest_tree(paths[i], list, skipfn, userdata)) < 0)
+				break;
+		if (r != -EAGAIN)
+			break;
+	}
+	if (r < 0) {
+		digest_list_done(list);
+		return r;
+	}
+	digest_list_sort(list);
+	return digest_total(list, total);
+}

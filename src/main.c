@@ -1,0 +1,349 @@
+/* main.c: sigreload's table of contents: arguments, subcommands, exit codes. */
+#include <errno.h>
+#include <getopt.h>
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "cleanup.h"
+#include "digest.h"
+#include "log.h"
+#include "match.h"
+#include "rules.h"
+#include "signame.h"
+
+#ifndef SIGRELOAD_VERSION
+#define SIGRELOAD_VERSION "0.0.0-dev"
+#endif
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+typedef struct Options {
+	const char *command;
+	const char *config;
+	bool dry_run;
+	const char *log_format, *log_level, *metrics_listen; /* NULL: from the rule file */
+	char **args;
+	int n_args;
+} Options;
+
+static const char usage_text[] =
+	"Usage:\n"
+	"  sigreload [run] [-c FILE] [--dry-run] [--log-format logfmt|json]\n"
+	"                  [--log-level debug|info|warn|error] [--metrics-listen ADDR]\n"
+	"  sigreload check -c FILE          validate the rule file and print the resolved plan\n"
+	"  sigreload match -c FILE [RULE]   list the processes each rule would signal now\n"
+	"  sigreload hash PATH...           print the digests sigreload computes for PATHs\n"
+	"  sigreload --help | --version\n"
+	"\n"
+	"Watches files mounted from ConfigMaps and Secrets and, when their content changes,\n"
+	"signals the processes its rules name (shareProcessNamespace: true).\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE        rule file (default: $SIGRELOAD_CONFIG, else " RULES_DEFAULT_FILE ")\n"
+	"      --dry-run            do everything but send signals; log what would be sent\n"
+	"      --log-format FORMAT  logfmt or json (overrides log_format)\n"
+	"      --log-level LEVEL    debug, info, warn or error (overrides log_level)\n"
+	"      --metrics-listen ADDR  \":9533\", \"127.0.0.1:9533\", or \"\" to disable\n"
+	"  -h, --help               show this help\n"
+	"  -V, --version            show the version\n"
+	"\n"
+	"Exit status: 0 clean, 1 runtime failure, 2 usage error or invalid rule file.\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("sigreload: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'sigreload --help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* Returns -1 to go on, or the exit code to leave with. */
+static int parse_args(int argc, char **argv, Options *o)
+{
+	enum { OPT_DRY_RUN = 256, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_METRICS_LISTEN };
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	static const char *const commands[] = { "run", "check", "match", "hash" };
+	LogFormat format;
+	LogLevel level;
+	ListenAddr addr;
+	int c;
+
+	o->command = "run";
+	if (argc > 1 && argv[1][0] != '-') {
+		for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+			if (strcmp(argv[1], commands[i]) == 0)
+				o->command = commands[i];
+		if (strcmp(o->command, argv[1]) != 0)
+			return usage_error("unknown command '%s'", argv[1]);
+		argv++, argc--;
+	}
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case OPT_DRY_RUN:
+			o->dry_run = true;
+			break;
+		case OPT_LOG_FORMAT:
+			if (log_format_parse(optarg, &format) < 0)
+				return usage_error("--log-format must be logfmt or json, not '%s'", optarg);
+			o->log_format = optarg;
+			break;
+		case OPT_LOG_LEVEL:
+			if (log_level_parse(optarg, &level) < 0)
+				return usage_error("--log-level must be debug, info, warn or error, not '%s'",
+						   optarg);
+			o->log_level = optarg;
+			break;
+		case OPT_METRICS_LISTEN:
+			if (*optarg && addr_parse(optarg, &addr) < 0)
+				return usage_error("--metrics-listen '%s' is not an address such as :9533",
+						   optarg);
+			o->metrics_listen = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("sigreload %s\n", SIGRELOAD_VERSION);
+			return EXIT_OK;
+		case ':':
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	o->args = argv + optind;
+	o->n_args = argc - optind;
+	if (!o->config)
+		o->config = getenv("SIGRELOAD_CONFIG");
+	if (!o->config || !*o->config)
+		o->config = RULES_DEFAULT_FILE;
+	return -1;
+}
+
+static Rules *load_or_report(const char *file)
+{
+	RulesErrors errs;
+	Rules *rules = NULL;
+
+	int r = rules_load(file, &rules, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.v[i]);
+	if (r == -EINVAL)
+		fprintf(stderr, "sigreload: %s has %zu error%s: nothing was loaded\n", file, errs.n,
+			errs.n == 1 ? "" : "s");
+	else if (r == -ENOMEM)
+		fprintf(stderr, "sigreload: out of memory\n");
+	rules_errors_done(&errs);
+	return r < 0 ? NULL : rules;
+}
+
+static int cmd_check(const Options *o)
+{
+	Rules *rules;
+
+	if (o->n_args > 0)
+		return usage_error("check takes no arguments, got '%s'", o->args[0]);
+	if (!(rules = load_or_report(o->config)))
+		return EXIT_USAGE;
+	rules_print(rules, stdout);
+	rules_free(rules);
+	return EXIT_OK;
+}
+
+/* A value for one column: quoted, with C escapes, if it holds blanks or control bytes. */
+static void print_cell(FILE *f, const char *s, bool last)
+{
+	bool quote = !*s && !last;
+
+	for (const unsigned char *c = (const unsigned char *)s; *c && !quote; c++)
+		quote = (*c <= ' ' && !last) || *c == '"' || *c == '\\' || *c < 0x20 || *c == 0x7f;
+	if (!quote) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			fprintf(f, "\\%c", *c);
+		else if (*c < 0x20 || *c == 0x7f)
+			fprintf(f, "\\x%02x", *c);
+		else
+			fputc(*c, f);
+	}
+	fputc('"', f);
+}
+
+static void print_match_row(const Rule *r, const Target *t, int name_width)
+{
+	char uid[16] = "?";
+
+	if (t->uid_known)
+		snprintf(uid, sizeof(uid), "%u", (unsigned)t->uid);
+	printf("%-*s  %7d  %7d  %10s  %-6s  ", name_width, r->name, (int)t->pid, (int)t->ppid, uid,
+	       t->leader ? "yes" : "no");
+	print_cell(stdout, t->comm, false);
+	printf("%*s", (int)(16 - (strlen(t->comm) < 16 ? strlen(t->comm) : 15)), "");
+	print_cell(stdout, t->cmdline ? t->cmdline : "", true);
+	putchar('\n');
+}
+
+static void print_match_summary(const Rule *r, const TargetList *l)
+{
+	size_t leaders = 0;
+	char sig[SIGNAME_MAX];
+
+	for (size_t i = 0; i < l->n; i++)
+		leaders += l->v[i].leader;
+	if (l->n == 0)
+		fprintf(stderr, "sigreload: rule %s matches none of the %zu processes visible here\n",
+			r->name, l->scan.visited);
+	else
+		fprintf(stderr, "sigreload: rule %s: %zu of %zu matching process%s would get %s\n",
+			r->name, leaders, l->n, l->n == 1 ? "" : "es", signame_format(r->signal, sig));
+	if (l->exe_denied > 0)
+		fprintf(stderr,
+			"sigreload: rule %s: the exe of %zu process%s is unreadable (another uid): "
+			"match by comm or cmdline, or add capability SYS_PTRACE\n",
+			r->name, l->exe_denied, l->exe_denied == 1 ? "" : "es");
+}
+
+static int cmd_match(const Options *o)
+{
+	_cleanup_(rules_freep) Rules *rules = NULL;
+	const Rule *only = NULL;
+	int width = 4, r = 0;
+
+	if (o->n_args > 1)
+		return usage_error("match takes at most one rule name, got '%s' too", o->args[1]);
+	if (!(rules = load_or_report(o->config)))
+		return EXIT_USAGE;
+	if (o->n_args == 1 && !(only = rules_find(rules, o->args[0]))) {
+		fprintf(stderr, "sigreload: %s has no rule named '%s'; its rules are:", rules->file,
+			o->args[0]);
+		for (size_t i = 0; i < rules->n; i++)
+			fprintf(stderr, " %s", rules->v[i].name);
+		fputc('\n', stderr);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < rules->n; i++)
+		if ((!only || only == &rules->v[i]) && (int)strlen(rules->v[i].name) > width)
+			width = (int)strlen(rules->v[i].name);
+	printf("%-*s  %7s  %7s  %10s  %-6s  %-16s%s\n", width, "RULE", "PID", "PPID", "UID", "SIGNAL",
+	       "COMM", "CMDLINE");
+	for (size_t i = 0; i < rules->n && r == 0; i++) {
+		const Rule *rule = &rules->v[i];
+		TargetList l = { 0 };
+		if (only && only != rule)
+			continue;
+		r = match_find(rule->match, rule->leaders_only, true, &l);
+		for (size_t j = 0; j < l.n; j++)
+			print_match_row(rule, &l.v[j], width);
+		fflush(stdout);
+		if (r == 0)
+			print_match_summary(rule, &l);
+		if (r == 0 && (getpid() == 1 || l.scan.seen <= 1))
+			fprintf(stderr, "sigreload: no process is visible here but sigreload itself: "
+					"is shareProcessNamespace: true set on the pod?\n");
+		target_list_done(&l);
+	}
+	if (r < 0) {
+		fprintf(stderr, "sigreload: cannot scan /proc: %s\n", strerror(-r));
+		return EXIT_RUNTIME;
+	}
+	return EXIT_OK;
+}
+
+static void hash_skip(const char *name, const char *why, void *userdata)
+{
+	(void)userdata;
+	fprintf(stderr, "sigreload: %s: %s\n", name, why);
+}
+
+static int print_digest_comment(const char *label, const char *name, const unsigned char *sha)
+{
+	_cleanup_free_ char *line = digest_line(&(DigestEntry){ .name = (char *)name, .sha = { 0 } });
+	char hex[DIGEST_HEX_LEN];
+
+	if (!line)
+		return -ENOMEM;
+	/* '#' lines are comments to sha256sum -c, so the output stays checkable. */
+	printf("# %s %s  ", label, digest_hex(sha, hex));
+	fputs(strstr(line, "  ") + 2, stdout);
+	return 0;
+}
+
+static int cmd_hash(const Options *o)
+{
+	unsigned char total[DIGEST_LEN];
+	DigestList all = { 0 };
+	int status = EXIT_OK;
+
+	if (o->n_args == 0)
+		return usage_error("hash needs at least one PATH");
+	for (int i = 0; i < o->n_args; i++) {
+		DigestList l = { 0 };
+		int r = digest_paths(&o->args[i], 1, &l, total, hash_skip, NULL);
+		if (r < 0) {
+			fprintf(stderr, "sigreload: %s: %s\n", o->args[i],
+				r == -E2BIG ? "more files than a rule may watch (10000)" : strerror(-r));
+			status = EXIT_RUNTIME;
+			continue;
+		}
+		for (size_t j = 0; j < l.n; j++) {
+			_cleanup_free_ char *line = digest_line(&l.v[j]);
+			if (!line)
+				return EXIT_RUNTIME;
+			fputs(line, stdout);
+		}
+		print_digest_comment("rule-digest", o->args[i], total);
+		digest_list_done(&l);
+	}
+	if (o->n_args > 1 && status == EXIT_OK) {
+		if (digest_paths(o->args, (size_t)o->n_args, &all, total, NULL, NULL) == 0)
+			print_digest_comment("rule-digest-all", "(all paths above)", total);
+		digest_list_done(&all);
+	}
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	Options o = { 0 };
+
+	int r = parse_args(argc, argv, &o);
+	if (r >= 0)
+		return r;
+	/* A static binary in an empty image has no openssl.cnf, and needs none. */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+	if (strcmp(o.command, "check") == 0)
+		return cmd_check(&o);
+	if (strcmp(o.command, "match") == 0)
+		return cmd_match(&o);
+	if (strcmp(o.command, "hash") == 0)
+		return cmd_hash(&o);
+	return usage_error("'%s' is not available yet", o.command);
+}

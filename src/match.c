@@ -1,0 +1,170 @@
+/* match.c: matching processes against a rule, then keeping the leaders. */
+#include "match.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+
+struct Matcher {
+	char *comm, *cmdline, *exe;
+	bool has_uid, has_re;
+	uid_t uid;
+	regex_t re;
+};
+
+int match_new(const char *comm, const char *cmdline, const char *exe, const uid_t *uid,
+	      Matcher **out, char *err, size_t errsize)
+{
+	Matcher *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	if ((comm && !(m->comm = strdup(comm))) || (cmdline && !(m->cmdline = strdup(cmdline))) ||
+	    (exe && !(m->exe = strdup(exe)))) {
+		match_free(m);
+		return -ENOMEM;
+	}
+	if (uid) {
+		m->has_uid = true;
+		m->uid = *uid;
+	}
+	if (cmdline) {
+		int r = regcomp(&m->re, cmdline, REG_EXTENDED | REG_NOSUB);
+		if (r != 0) {
+			regerror(r, &m->re, err, errsize);
+			match_free(m);
+			return -EINVAL;
+		}
+		m->has_re = true;
+	}
+	*out = m;
+	return 0;
+}
+
+void match_free(Matcher *m)
+{
+	if (!m)
+		return;
+	if (m->has_re)
+		regfree(&m->re);
+	free(m->comm);
+	free(m->cmdline);
+	free(m->exe);
+	free(m);
+}
+
+const char *match_comm(const Matcher *m)
+{
+	return m->comm;
+}
+
+const char *match_cmdline(const Matcher *m)
+{
+	return m->cmdline;
+}
+
+const char *match_exe(const Matcher *m)
+{
+	return m->exe;
+}
+
+bool match_uid(const Matcher *m, uid_t *out)
+{
+	if (m->has_uid)
+		*out = m->uid;
+	return m->has_uid;
+}
+
+int match_process(const Matcher *m, ProcEntry *e)
+{
+	const char *s;
+	uid_t uid;
+
+	if (m->comm && fnmatch(m->comm, proc_entry_stat(e)->comm, 0) != 0)
+		return 0;
+	if (m->has_uid && (proc_entry_uid(e, &uid) < 0 || uid != m->uid))
+		return 0;
+	if (m->has_re && (proc_entry_cmdline(e, &s) < 0 || regexec(&m->re, s, 0, NULL, 0) != 0))
+		return 0;
+	if (m->exe && (proc_entry_exe(e, &s) < 0 || fnmatch(m->exe, s, 0) != 0))
+		return 0;
+	return 1;
+}
+
+typedef struct FindCtx {
+	const Matcher *m;
+	bool details;
+	TargetList *out;
+} FindCtx;
+
+static int find_visit(ProcEntry *e, void *userdata)
+{
+	FindCtx *ctx = userdata;
+	TargetList *l = ctx->out;
+	const ProcStat *st = proc_entry_stat(e);
+	const char *s;
+
+	if (!match_process(ctx->m, e)) {
+		if (ctx->m->exe && proc_entry_exe(e, &s) == -EACCES)
+			l->exe_denied++;
+		return 0;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		Target *v = reallocarray(l->v, cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	Target *t = &l->v[l->n];
+	*t = (Target){ .pid = st->pid, .ppid = st->ppid, .starttime = st->starttime };
+	memcpy(t->comm, st->comm, sizeof(t->comm));
+	if (ctx->details) {
+		t->uid_known = proc_entry_uid(e, &t->uid) == 0;
+		if (proc_entry_cmdline(e, &s) < 0)
+			s = "";
+		if (!(t->cmdline = strdup(s)))
+			return -ENOMEM;
+	}
+	l->n++;
+	return 0;
+}
+
+static int target_cmp(const void *a, const void *b)
+{
+	pid_t x = ((const Target *)a)->pid, y = ((const Target *)b)->pid;
+	return (x > y) - (x < y);
+}
+
+int match_find(const Matcher *m, bool leaders_only, bool details, TargetList *out)
+{
+	FindCtx ctx = { .m = m, .details = details, .out = out };
+
+	target_list_done(out);
+	int r = proc_scan(find_visit, &ctx, &out->scan);
+	if (r < 0) {
+		target_list_done(out);
+		return r;
+	}
+	qsort(out->v, out->n, sizeof(*out->v), target_cmp);
+	for (size_t i = 0; i < out->n; i++) {
+		Target key = { .pid = out->v[i].ppid };
+		/* A match whose parent matches too is a worker of that parent. */
+		out->v[i].leader = !leaders_only ||
+				   !bsearch(&key, out->v, out->n, sizeof(*out->v), target_cmp);
+	}
+	return 0;
+}
+
+void target_list_done(TargetList *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].cmdline);
+	free(l->v);
+	*l = (TargetList){ 0 };
+}

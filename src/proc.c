@@ -1,0 +1,345 @@
+/* proc.c: /proc parsing and scanning; pure parsers first, then bounded reads. */
+#include "proc.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+#define PF_KTHREAD 0x00200000u
+
+struct ProcEntry {
+	int procfd;
+	ProcStat st;
+	char dir[16]; /* "PID" */
+	int uid_res, cmdline_res, exe_res; /* 1: not read yet, 0: read, <0: error */
+	uid_t uid;
+	char *cmdline; /* PROC_CMDLINE_MAX bytes owned by the scan */
+	char exe[PATH_MAX];
+};
+
+/* Field n (1-based, as in proc(5)) of the part after comm; p points just past the ')'. */
+static const char *stat_field(const char *p, const char *end, int n)
+{
+	int field = 2; /* comm */
+	while (p < end && field < n) {
+		while (p < end && *p == ' ')
+			p++;
+		field++;
+		if (field == n)
+			return p < end ? p : NULL;
+		while (p < end && *p != ' ')
+			p++;
+	}
+	return NULL;
+}
+
+static int parse_ull(const char *p, const char *end, unsigned long long *out)
+{
+	unsigned long long v = 0;
+	const char *start = p;
+
+	for (; p < end && *p >= '0' && *p <= '9'; p++) {
+		if (v > (ULLONG_MAX - 9) / 10)
+			return -EINVAL;
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	if (p == start || (p < end && *p != ' ' && *p != '\n'))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int proc_stat_parse(const char *buf, size_t len, ProcStat *out)
+{
+	const char *end = buf + len, *open, *close = NULL;
+	unsigned long long pid, ppid, flags, start;
+	ProcStat st = { 0 };
+
+	open = memchr(buf, '(', len);
+	for (const char *p = end; p > buf; p--)
+		if (p[-1] == ')') {
+			close = p - 1;
+			break;
+		}
+	if (!open || !close || close < open || (size_t)(close - open - 1) >= sizeof(st.comm))
+		return -EINVAL;
+	if (parse_ull(buf, open, &pid) < 0 || open == buf || open[-1] != ' ')
+		return -EINVAL;
+	memcpy(st.comm, open + 1, (size_t)(close - open - 1));
+
+	const char *p = close + 1;
+	const char *state = stat_field(p, end, 3), *f4 = stat_field(p, end, 4),
+		   *f9 = stat_field(p, end, 9), *f22 = stat_field(p, end, 22);
+	if (!state || !f4 || !f9 || !f22 || parse_ull(f4, end, &ppid) < 0 ||
+	    parse_ull(f9, end, &flags) < 0 || parse_ull(f22, end, &start) < 0)
+		return -EINVAL;
+	if (pid == 0 || pid > INT_MAX || ppid > INT_MAX || flags > UINT_MAX)
+		return -EINVAL;
+	st.pid = (pid_t)pid;
+	st.ppid = (pid_t)ppid;
+	st.state = *state;
+	st.flags = (unsigned)flags;
+	st.starttime = start;
+	*out = st;
+	return 0;
+}
+
+static int parse_hex64(const char *p, const char *end, uint64_t *out)
+{
+	uint64_t v = 0;
+	int digits = 0;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	for (; p < end && isxdigit((unsigned char)*p); p++, digits++) {
+		if (digits >= 16)
+			return -EINVAL;
+		v = (v << 4) | (uint64_t)(isdigit((unsigned char)*p) ? *p - '0'
+								 : (tolower((unsigned char)*p) - 'a' + 10));
+	}
+	if (digits == 0)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int proc_status_parse(const char *buf, size_t len, ProcStatus *out)
+{
+	const char *end = buf + len;
+	ProcStatus s = { 0 };
+	unsigned found = 0;
+
+	for (const char *line = buf; line < end;) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		const char *eol = nl ? nl : end;
+		size_t n = (size_t)(eol - line);
+		int r = 0;
+
+		if (n > 4 && memcmp(line, "Uid:", 4) == 0) {
+			unsigned long long uid;
+			const char *p = line + 4;
+			while (p < eol && (*p == ' ' || *p == '\t'))
+				p++;
+			const char *q = p;
+			while (q < eol && *q >= '0' && *q <= '9')
+				q++;
+			r = parse_ull(p, q, &uid);
+			if (r == 0 && uid > UINT32_MAX)
+				r = -EINVAL;
+			s.uid = (uid_t)uid;
+			found |= 1;
+		} else if (n > 7 && memcmp(line, "SigBlk:", 7) == 0) {
+			r = parse_hex64(line + 7, eol, &s.sig_blk);
+			found |= 2;
+		} else if (n > 7 && memcmp(line, "SigIgn:", 7) == 0) {
+			r = parse_hex64(line + 7, eol, &s.sig_ign);
+			found |= 4;
+		} else if (n > 7 && memcmp(line, "SigCgt:", 7) == 0) {
+			r = parse_hex64(line + 7, eol, &s.sig_cgt);
+			found |= 8;
+		}
+		if (r < 0)
+			return r;
+		line = eol + 1;
+	}
+	if (found != 15)
+		return -EINVAL;
+	*out = s;
+	return 0;
+}
+
+/* Reads at most size-1 bytes of dirfd/path and NUL-terminates. Returns the length or -errno;
+ * ESRCH (the process died after open) is reported as ENOENT. */
+static ssize_t read_small(int dirfd, const char *path, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	size_t len = 0;
+
+	if (fd < 0)
+		return errno == ESRCH ? -ENOENT : -errno;
+	while (len < size - 1) {
+		ssize_t n = read(fd, buf + len, size - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == ESRCH ? -ENOENT : -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+static int read_stat_at(int procfd, const char *dir, ProcStat *out)
+{
+	char path[32], buf[1024];
+
+	snprintf(path, sizeof(path), "%s/stat", dir);
+	ssize_t n = read_small(procfd, path, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	if (n == 0)
+		return -ENOENT;
+	return proc_stat_parse(buf, (size_t)n, out);
+}
+
+static int read_status_at(int procfd, const char *dir, ProcStatus *out)
+{
+	char path[32], buf[4096];
+
+	snprintf(path, sizeof(path), "%s/status", dir);
+	ssize_t n = read_small(procfd, path, buf, sizeof(buf));
+	if (n < 0)
+		return (int)n;
+	if (n == 0)
+		return -ENOENT;
+	return proc_status_parse(buf, (size_t)n, out);
+}
+
+int proc_read_stat(pid_t pid, ProcStat *out)
+{
+	char dir[32];
+
+	snprintf(dir, sizeof(dir), "/proc/%d", (int)pid);
+	return read_stat_at(AT_FDCWD, dir, out);
+}
+
+int proc_read_status(pid_t pid, ProcStatus *out)
+{
+	char dir[32];
+
+	snprintf(dir, sizeof(dir), "/proc/%d", (int)pid);
+	return read_status_at(AT_FDCWD, dir, out);
+}
+
+const ProcStat *proc_entry_stat(const ProcEntry *e)
+{
+	return &e->st;
+}
+
+int proc_entry_uid(ProcEntry *e, uid_t *out)
+{
+	if (e->uid_res > 0) {
+		ProcStatus status;
+		e->uid_res = read_status_at(e->procfd, e->dir, &status);
+		e->uid = status.uid;
+	}
+	if (e->uid_res == 0)
+		*out = e->uid;
+	return e->uid_res;
+}
+
+int proc_entry_cmdline(ProcEntry *e, const char **out)
+{
+	if (e->cmdline_res > 0) {
+		char path[32];
+		snprintf(path, sizeof(path), "%s/cmdline", e->dir);
+		ssize_t n = read_small(e->procfd, path, e->cmdline, PROC_CMDLINE_MAX);
+		if (n >= 0) {
+			while (n > 0 && (e->cmdline[n - 1] == '\0' || e->cmdline[n - 1] == ' '))
+				n--;
+			e->cmdline[n] = '\0';
+			for (ssize_t i = 0; i < n; i++)
+				if (e->cmdline[i] == '\0')
+					e->cmdline[i] = ' ';
+		}
+		e->cmdline_res = n < 0 ? (int)n : 0;
+	}
+	if (e->cmdline_res == 0)
+		*out = e->cmdline;
+	return e->cmdline_res;
+}
+
+int proc_entry_exe(ProcEntry *e, const char **out)
+{
+	static const char deleted[] = " (deleted)";
+
+	if (e->exe_res > 0) {
+		char path[32];
+		snprintf(path, sizeof(path), "%s/exe", e->dir);
+		ssize_t n = readlinkat(e->procfd, path, e->exe, sizeof(e->exe) - 1);
+		if (n < 0) {
+			e->exe_res = errno == ESRCH ? -ENOENT : -errno;
+		} else {
+			/* an upgraded package leaves the running binary's link marked deleted */
+			size_t dl = sizeof(deleted) - 1;
+			if ((size_t)n > dl && memcmp(e->exe + n - dl, deleted, dl) == 0)
+				n -= (ssize_t)dl;
+			e->exe[n] = '\0';
+			e->exe_res = 0;
+		}
+	}
+	if (e->exe_res == 0)
+		*out = e->exe;
+	return e->exe_res;
+}
+
+static pid_t parse_pid_name(const char *s)
+{
+	long v = 0;
+
+	if (!*s)
+		return 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > INT_MAX / 10)
+			return 0;
+		v = v * 10 + (*s - '0');
+	}
+	return (pid_t)v;
+}
+
+int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info)
+{
+	_cleanup_closedir_ DIR *dir = opendir("/proc");
+	_cleanup_free_ char *cmdline = malloc(PROC_CMDLINE_MAX);
+	_cleanup_free_ ProcEntry *e = malloc(sizeof(*e));
+	ProcScanInfo scan = { 0 };
+	char self_buf[16];
+	struct dirent *de;
+
+	if (!dir)
+		return -errno;
+	if (!cmdline || !e)
+		return -ENOMEM;
+	/* Our pid as this /proc numbers it, which is right even if /proc is another namespace's. */
+	ssize_t n = readlink("/proc/self", self_buf, sizeof(self_buf) - 1);
+	if (n < 0)
+		return -errno;
+	self_buf[n] = '\0';
+	pid_t self = parse_pid_name(self_buf);
+
+	while ((errno = 0, de = readdir(dir))) {
+		pid_t pid = parse_pid_name(de->d_name);
+		if (pid <= 0)
+			continue;
+		scan.seen++;
+		if (pid == self || pid == 1)
+			continue;
+		*e = (ProcEntry){ .procfd = dirfd(dir), .uid_res = 1, .cmdline_res = 1,
+				  .exe_res = 1, .cmdline = cmdline };
+		snprintf(e->dir, sizeof(e->dir), "%d", (int)pid);
+		if (read_stat_at(e->procfd, e->dir, &e->st) < 0)
+			continue; /* vanished, or unreadable: not a process we can reason about */
+		if (e->st.state == 'Z' || e->st.state == 'X' || (e->st.flags & PF_KTHREAD))
+			continue;
+		scan.visited++;
+		int r = fn(e, userdata);
+		if (r < 0)
+			return r;
+	}
+	if (errno != 0)
+		return -errno;
+	if (info)
+		*info = scan;
+	return 0;
+}

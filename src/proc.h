@@ -1,0 +1,63 @@
+/* proc.h: reading processes from /proc: stat and status parsers, and a streaming scan. */
+#ifndef SIGRELOAD_PROC_H
+#define SIGRELOAD_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The kernel's TASK_COMM_LEN is 16, but /proc/PID/stat of some kernel threads is longer. */
+#define PROC_COMM_MAX 64
+#define PROC_CMDLINE_MAX 16384
+
+typedef struct ProcStat {
+	pid_t pid;
+	pid_t ppid;
+	char state;
+	unsigned flags;
+	unsigned long long starttime; /* clock ticks since boot: with pid, the process's identity */
+	char comm[PROC_COMM_MAX];
+} ProcStat;
+
+typedef struct ProcStatus {
+	uid_t uid; /* real uid */
+	uint64_t sig_blk, sig_ign, sig_cgt;
+} ProcStatus;
+
+/* Parses a /proc/PID/stat line. comm is taken up to the *last* ')', since comm itself may hold
+ * spaces and parentheses ("a) (b"). Returns 0 or -EINVAL. */
+int proc_stat_parse(const char *buf, size_t len, ProcStat *out);
+
+/* Parses the Uid, SigBlk, SigIgn and SigCgt lines of /proc/PID/status. Returns 0 or -EINVAL. */
+int proc_status_parse(const char *buf, size_t len, ProcStatus *out);
+
+/* Read one process's files. -ENOENT/-ESRCH: the process is gone. */
+int proc_read_stat(pid_t pid, ProcStat *out);
+int proc_read_status(pid_t pid, ProcStatus *out);
+
+/* One process during a scan. Valid only inside the visitor; cmdline and exe are read on first
+ * use. */
+typedef struct ProcEntry ProcEntry;
+
+const ProcStat *proc_entry_stat(const ProcEntry *e);
+/* -ENOENT/-ESRCH: vanished. */
+int proc_entry_uid(ProcEntry *e, uid_t *out);
+/* argv joined with single spaces (empty for kernel threads and zombies). */
+int proc_entry_cmdline(ProcEntry *e, const char **out);
+/* The executable's path, " (deleted)" removed. -EACCES: another uid and no CAP_SYS_PTRACE. */
+int proc_entry_exe(ProcEntry *e, const char **out);
+
+/* Called for each live, non-kernel process except sigreload itself and PID 1. A negative return
+ * ends the scan with that value. */
+typedef int (*ProcVisitFn)(ProcEntry *e, void *userdata);
+
+typedef struct ProcScanInfo {
+	size_t seen; /* every pid listed in /proc, including ours and PID 1 */
+	size_t visited;
+} ProcScanInfo;
+
+/* Walks /proc once. Processes that vanish during the walk are skipped. info may be NULL. */
+int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info);
+
+#endif

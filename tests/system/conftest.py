@@ -1,0 +1,253 @@
+"""System-test harness: the real binary, real processes, a real kernel.
+
+A test "pod" is a fresh PID namespace (unshare --pid --fork --mount-proc) whose PID 1 is the
+`pause` helper. Processes join it the way containers with shareProcessNamespace do: their parent
+is outside (pytest), so they show PPID 0 inside. Every process is ended by its pid; ending the
+namespace's PID 1 ends everything in it.
+"""
+
+import ctypes
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("SIGRELOAD_BIN", str(ROOT / "sigreload"))
+HELPERS = Path(os.environ.get("SIGRELOAD_HELPERS", str(ROOT / "build" / "helpers")))
+TIMEOUT = float(os.environ.get("SIGRELOAD_TEST_TIMEOUT", "10"))
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd, nstype):
+    if _libc.setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def helper(name):
+    return str(HELPERS / name)
+
+
+class Stream:
+    """Lines of one pipe, read without blocking; expect() waits for a line with a deadline."""
+
+    def __init__(self, f):
+        self.f = f
+        self.fd = f.fileno()
+        os.set_blocking(self.fd, False)
+        self.buf = b""
+        self.lines = []
+        self.pos = 0  # lines before pos were consumed by expect()
+        self.eof = False
+
+    def pump(self, timeout):
+        if self.eof:
+            return False
+        ready, _, _ = select.select([self.fd], [], [], max(timeout, 0))
+        if not ready:
+            return False
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return False
+        if not data:
+            self.eof = True
+            if self.buf:
+                self.lines.append(self.buf.decode(errors="replace"))
+                self.buf = b""
+            return False
+        self.buf += data
+        *done, self.buf = self.buf.split(b"\n")
+        self.lines.extend(line.decode(errors="replace") for line in done)
+        return True
+
+    def drain(self, quiet=0.0):
+        """Reads whatever is there, waiting up to `quiet` seconds for more."""
+        while self.pump(quiet):
+            pass
+        return self.lines
+
+    def expect(self, pattern, timeout=TIMEOUT):
+        """The first unconsumed line matching pattern (a regex); later lines stay unconsumed."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for i in range(self.pos, len(self.lines)):
+                m = rx.search(self.lines[i])
+                if m:
+                    self.pos = i + 1
+                    return m
+            left = deadline - time.monotonic()
+            if left <= 0 or self.eof:
+                tail = "\n".join(self.lines[-30:])
+                raise AssertionError(
+                    f"no line matching {pattern!r} within {timeout}s"
+                    f"{' (stream closed)' if self.eof else ''}; last lines:\n{tail}"
+                )
+            self.pump(min(left, 0.5))
+
+    def matching(self, pattern):
+        self.drain()
+        rx = re.compile(pattern)
+        return [m for m in (rx.search(line) for line in self.lines) if m]
+
+
+class Proc:
+    """A started process with its stdout and stderr as Streams."""
+
+    def __init__(self, popen, argv):
+        self.p = popen
+        self.argv = argv
+        self.out = Stream(popen.stdout)
+        self.err = Stream(popen.stderr)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    @property
+    def nspid(self):
+        """The pid as the process's own (innermost) PID namespace numbers it."""
+        with open(f"/proc/{self.p.pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+        raise AssertionError("no NSpid line")
+
+    def send(self, sig):
+        if self.p.poll() is None:
+            os.kill(self.p.pid, sig)
+
+    def wait(self, timeout=TIMEOUT):
+        return self.p.wait(timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout=TIMEOUT):
+        self.send(sig)
+        try:
+            return self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            raise AssertionError(f"{self.argv[0]} did not exit within {timeout}s of {sig!r}")
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+        self.out.drain()
+        self.err.drain()
+        self.p.stdout.close()
+        self.p.stderr.close()
+
+
+def start(argv, preexec_fn=None, env=None, cwd=None):
+    p = subprocess.Popen(
+        [str(a) for a in argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=preexec_fn,
+        env=env,
+        cwd=cwd,
+    )
+    return Proc(p, argv)
+
+
+class Pod:
+    """A PID namespace with the pause helper as PID 1, like a pod with shareProcessNamespace."""
+
+    def __init__(self):
+        self.procs = []
+        self.unshare = start(["unshare", "--pid", "--fork", "--mount-proc", helper("pause")])
+        self.unshare.out.expect(r"^ready 1$")
+        self.init_pid = self._child_of(self.unshare.pid)
+
+    @staticmethod
+    def _child_of(ppid):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == ppid:
+                return int(entry)
+        raise AssertionError(f"no child of {ppid}")
+
+    def spawn(self, argv, env=None, cwd=None):
+        """Starts argv inside the pod: its PID namespace and its mount namespace (its /proc)."""
+        mnt = os.open(f"/proc/{self.init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        pidns = os.open(f"/proc/{self.init_pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        mine = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(pidns, CLONE_NEWPID)  # only children are moved: pytest stays where it is
+            try:
+                proc = start(argv, preexec_fn=lambda: _setns(mnt, CLONE_NEWNS), env=env, cwd=cwd)
+            finally:
+                _setns(mine, CLONE_NEWPID)
+        finally:
+            for fd in (mnt, pidns, mine):
+                os.close(fd)
+        self.procs.append(proc)
+        return proc
+
+    def run(self, argv, timeout=TIMEOUT, env=None):
+        """Runs argv in the pod to completion: (returncode, stdout, stderr)."""
+        proc = self.spawn(argv, env=env)
+        try:
+            code = proc.wait(timeout)
+        finally:
+            proc.close()
+        return code, "\n".join(proc.out.lines), "\n".join(proc.err.lines)
+
+    def close(self):
+        try:
+            os.kill(self.init_pid, signal.SIGKILL)  # the kernel ends every process in the pod
+        except ProcessLookupError:
+            pass
+        self.unshare.close()
+        for proc in self.procs:
+            proc.close()
+
+
+@pytest.fixture
+def pod():
+    p = Pod()
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture
+def workdir():
+    d = Path(tempfile.mkdtemp(prefix="sigreload-test-"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def sigreload(*args, timeout=TIMEOUT, env=None):
+    """Runs the binary on the host to completion."""
+    return subprocess.run(
+        [BIN, *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
