@@ -29,9 +29,9 @@ HELPER_BIN := $(patsubst tests/helpers/%.c,$(B)/helpers/%,$(HELPER_SRC))
 
 # Debian packages for building, testing and linting; `make deps` installs the missing ones.
 DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev python3 \
-	python3-pytest mandoc util-linux procps coreutils
+	python3-pytest mandoc util-linux procps coreutils nginx curl
 
-.PHONY: all test test-unit test-system asan format install clean deps helpers help
+.PHONY: all demo test test-unit test-system asan format install clean deps helpers help
 
 all: sigreload
 
@@ -51,6 +51,10 @@ $(B)/helpers/%: tests/helpers/%.c
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
 
 helpers: $(HELPER_BIN)
+
+# sigreload's main job on the bundled example: real nginx reloaded in a PID namespace.
+demo: sigreload
+	config/demo/run.sh
 
 test: test-unit test-system
 

@@ -2,24 +2,24 @@
 #include <errno.h>
 #include <getopt.h>
 #include <openssl/crypto.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "addr.h"
 #include "cleanup.h"
 #include "digest.h"
+#include "engine.h"
 #include "log.h"
+#include "loop.h"
 #include "match.h"
 #include "rules.h"
 #include "signame.h"
-
-#ifndef SIGRELOAD_VERSION
-#define SIGRELOAD_VERSION "0.0.0-dev"
-#endif
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -330,6 +330,54 @@ static int cmd_hash(const Options *o)
 	return status;
 }
 
+/* TERM, INT and HUP arrive on a signalfd, never in an asynchronous handler. */
+static int block_signals(Source *src)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN); /* a client that hangs up is an error code, not a death */
+	*src = (Source){ .type = SOURCE_SIGNAL, .fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC) };
+	return src->fd < 0 ? -errno : 0;
+}
+
+static int cmd_run(const Options *o)
+{
+	EngineOptions eo = { .config_file = o->config, .dry_run = o->dry_run };
+	Source signals;
+	Loop *loop = NULL;
+	Engine *engine = NULL;
+	Rules *rules;
+	int r;
+
+	if (o->n_args > 0)
+		return usage_error("run takes no arguments, got '%s'", o->args[0]);
+	if (o->log_format)
+		eo.log_format_set = log_format_parse(o->log_format, &eo.log_format) == 0;
+	if (o->log_level)
+		eo.log_level_set = log_level_parse(o->log_level, &eo.log_level) == 0;
+	if (!(rules = load_or_report(o->config)))
+		return EXIT_USAGE;
+	if ((r = block_signals(&signals)) < 0 || (r = loop_new(&loop)) < 0 ||
+	    (r = engine_new(&eo, rules, loop, &signals, &engine)) < 0) {
+		fprintf(stderr, "sigreload: cannot start: %s\n", strerror(-r));
+		loop_free(loop);
+		return EXIT_RUNTIME;
+	}
+	r = engine_start(engine);
+	if (r >= 0)
+		r = loop_run(loop, engine_dispatch, engine);
+	engine_free(engine);
+	loop_free(loop);
+	close(signals.fd);
+	return r == 1 ? EXIT_OK : EXIT_RUNTIME;
+}
+
 int main(int argc, char **argv)
 {
 	Options o = { 0 };
@@ -345,5 +393,5 @@ int main(int argc, char **argv)
 		return cmd_match(&o);
 	if (strcmp(o.command, "hash") == 0)
 		return cmd_hash(&o);
-	return usage_error("'%s' is not available yet", o.command);
+	return cmd_run(&o);
 }

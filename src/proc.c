@@ -333,7 +333,7 @@ int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info)
 		if (e->st.state == 'Z' || e->st.state == 'X' || (e->st.flags & PF_KTHREAD))
 			continue;
 		scan.visited++;
-		int r = fn(e, userdata);
+		int r = fn ? fn(e, userdata) : 0;
 		if (r < 0)
 			return r;
 	}

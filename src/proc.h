@@ -57,7 +57,8 @@ typedef struct ProcScanInfo {
 	size_t visited;
 } ProcScanInfo;
 
-/* Walks /proc once. Processes that vanish during the walk are skipped. info may be NULL. */
+/* Walks /proc once. Processes that vanish during the walk are skipped. fn and info may be
+ * NULL (a count only). */
 int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info);
 
 #endif

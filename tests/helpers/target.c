@@ -161,6 +161,11 @@ int main(int argc, char **argv)
 	for (int i = 0; i < workers; i++) {
 		pid_t pid = fork();
 		if (pid == 0) {
+			/* a pipe of its own: the master's signals are the master's to report */
+			close(pipefd[0]);
+			close(pipefd[1]);
+			if (pipe2(pipefd, O_CLOEXEC) < 0)
+				return 1;
 			prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 			snprintf(line, sizeof(line), "worker %d\n", (int)getpid());
 			say(line);

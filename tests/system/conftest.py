@@ -7,6 +7,7 @@ namespace's PID 1 ends everything in it.
 """
 
 import ctypes
+import json
 import os
 import re
 import select
@@ -251,3 +252,111 @@ def sigreload(*args, timeout=TIMEOUT, env=None):
         timeout=timeout,
         env=env,
     )
+
+
+# ---- sigreload's logs ----------------------------------------------------------------------
+
+_LOGFMT_PAIR = re.compile(r'([a-z_][a-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^ "=]*)(?: |$)')
+
+
+def parse_logfmt(line):
+    """A strict logfmt line parser: every byte must belong to a key=value pair. Quoted values
+    use JSON escapes, as sigreload writes them."""
+    fields, pos = {}, 0
+    while pos < len(line):
+        m = _LOGFMT_PAIR.match(line, pos)
+        if not m:
+            raise ValueError(f"not logfmt at column {pos}: {line!r}")
+        key, value = m.group(1), m.group(2)
+        if key in fields:
+            raise ValueError(f"duplicate key {key!r}: {line!r}")
+        fields[key] = json.loads(value) if value.startswith('"') else value
+        pos = m.end()
+    for key in ("ts", "level", "msg"):
+        if key not in fields:
+            raise ValueError(f"no {key}: {line!r}")
+    return fields
+
+
+def parse_log(line):
+    return json.loads(line) if line.startswith("{") else parse_logfmt(line)
+
+
+class Log:
+    """sigreload's stderr as parsed events; expect() waits for one with given fields."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def events(self):
+        self.stream.drain()
+        return [parse_log(line) for line in self.stream.lines if line]
+
+    def expect(self, msg, timeout=TIMEOUT, **fields):
+        want = {k: str(v) for k, v in fields.items()}
+
+        def matches(line):
+            try:
+                ev = parse_log(line)
+            except ValueError:
+                return False
+            return ev.get("msg") == msg and all(str(ev.get(k)) == v for k, v in want.items())
+
+        deadline = time.monotonic() + timeout
+        s = self.stream
+        while True:
+            for i in range(s.pos, len(s.lines)):
+                if matches(s.lines[i]):
+                    s.pos = i + 1
+                    return parse_log(s.lines[i])
+            left = deadline - time.monotonic()
+            if left <= 0 or s.eof:
+                tail = "\n".join(s.lines[-40:])
+                raise AssertionError(f"no log msg={msg!r} {want} within {timeout}s; last lines:\n{tail}")
+            s.pump(min(left, 0.5))
+
+    def count(self, msg, **fields):
+        want = {k: str(v) for k, v in fields.items()}
+        return sum(1 for ev in self.events()
+                   if ev.get("msg") == msg and all(str(ev.get(k)) == v for k, v in want.items()))
+
+
+class Reloader:
+    """`sigreload run` in a pod, with its rule file in workdir."""
+
+    def __init__(self, pod, workdir, rules, args=(), prefix=(), wait=True):
+        self.config = Path(workdir) / "sigreload.yaml"
+        self.config.write_text(rules)
+        self.proc = pod.spawn([*prefix, BIN, "run", "-c", self.config, "--log-level", "debug", *args])
+        self.log = Log(self.proc.err)
+        if wait:
+            self.log.expect("watches armed")
+            self.proc.err.pos = 0  # start-up lines stay visible to expect()
+
+    def stop(self, sig=signal.SIGTERM):
+        return self.proc.stop(sig)
+
+
+class Target:
+    """The target helper in a pod: its signal lines parsed."""
+
+    SIGNAL = re.compile(r"^signal (\d+) (master|worker) (\S+) (.*)$")
+
+    def __init__(self, pod, *args, prefix=()):
+        self.proc = pod.spawn([*prefix, helper("target"), *args])
+        m = self.proc.out.expect(r"^ready (\d+)$")
+        self.pid = int(m.group(1))  # as the pod numbers it
+        self.workers = []
+        n = int(args[args.index("--workers") + 1]) if "--workers" in args else 0
+        self.proc.out.pos = 0  # workers may report before their master
+        for _ in range(n):
+            self.workers.append(int(self.proc.out.expect(r"^worker (\d+)$").group(1)))
+
+    def signals(self):
+        """[(pid, role, signal, content)] received so far."""
+        return [(int(m.group(1)), m.group(2), m.group(3), m.group(4))
+                for m in self.proc.out.matching(self.SIGNAL.pattern)]
+
+    def expect_signal(self, timeout=TIMEOUT):
+        m = self.proc.out.expect(self.SIGNAL.pattern, timeout)
+        return int(m.group(1)), m.group(2), m.group(3), m.group(4)

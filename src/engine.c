@@ -1,0 +1,732 @@
+/* engine.c: what sigreload decides, and the log lines that say so. */
+#include "engine.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "digest.h"
+#include "log.h"
+#include "match.h"
+#include "notify.h"
+#include "proc.h"
+#include "signame.h"
+#include "timer.h"
+#include "watch.h"
+
+#define CONFIG_OWNER UINT_MAX
+/* How often a target without a handler is looked at again, within handler_wait. */
+#define HANDLER_RETRY_NS (100 * NSEC_PER_MSEC)
+
+typedef enum { PHASE_IDLE, PHASE_HANDLER_WAIT, PHASE_VERIFY } Phase;
+
+/* One reload in flight: targets waiting for a handler, then signaled ones being verified. */
+typedef struct Delivery {
+	Phase phase;
+	unsigned char digest[DIGEST_LEN];
+	uint64_t burst_start; /* first event of the burst it answers; 0 at start-up */
+	uint64_t handler_deadline;
+	uint64_t due;
+	Pinned *pending, *sent;
+	size_t n_pending, n_sent, n_failed;
+	const char *reason; /* of the first failure */
+	bool waiting_logged;
+} Delivery;
+
+/* Debounce of one burst of events: due at the earliest of quiet-for-debounce and max_wait. */
+typedef struct Burst {
+	uint64_t start, due; /* due 0: no burst */
+} Burst;
+
+typedef struct RuleState {
+	const Rule *rule;
+	bool known; /* signaled holds the digest the targets last reloaded at (or start-up's) */
+	bool held;
+	unsigned char signaled[DIGEST_LEN];
+	Burst burst;
+	Delivery d;
+} RuleState;
+
+struct Engine {
+	EngineOptions opt;
+	Rules *rules;
+	RuleState *states;
+	size_t n_states;
+	Loop *loop;
+	Source *signals;
+	Watch *watch;
+	Timer *timer;
+	char *config_path; /* absolute, to watch */
+	unsigned char config_digest[DIGEST_LEN];
+	bool config_known;
+	Burst config_burst;
+	uint64_t resync_due;
+};
+
+static void hex(const unsigned char *d, char out[DIGEST_HEX_LEN])
+{
+	digest_hex(d, out);
+}
+
+static void burst_event(Burst *b, uint64_t now, uint64_t debounce_ms, uint64_t max_wait_ms)
+{
+	if (!b->due)
+		b->start = now;
+	uint64_t quiet = now + debounce_ms * NSEC_PER_MSEC, cap = b->start + max_wait_ms * NSEC_PER_MSEC;
+	b->due = quiet < cap ? quiet : cap;
+}
+
+/* ---- delivery ---------------------------------------------------------------------------- */
+
+static void delivery_reset(Delivery *d)
+{
+	for (size_t i = 0; i < d->n_pending; i++)
+		notify_unpin(&d->pending[i]);
+	for (size_t i = 0; i < d->n_sent; i++)
+		notify_unpin(&d->sent[i]);
+	free(d->pending);
+	free(d->sent);
+	*d = (Delivery){ .phase = PHASE_IDLE };
+}
+
+static void delivery_fail(RuleState *s, const Pinned *p, const char *reason, const char *why)
+{
+	char sig[SIGNAME_MAX];
+
+	s->d.n_failed++;
+	if (!s->d.reason)
+		s->d.reason = reason;
+	log_error("signal failed", LF_STR("rule", s->rule->name), LF_INT("pid", p->pid),
+		  LF_STR("signal", signame_format(s->rule->signal, sig)), LF_STR("reason", reason),
+		  LF_STR("err", why));
+}
+
+static void finalize(Engine *e, RuleState *s)
+{
+	char digest[DIGEST_HEX_LEN];
+	Delivery *d = &s->d;
+
+	(void)e;
+	hex(d->digest, digest);
+	if (d->n_failed == 0) {
+		memcpy(s->signaled, d->digest, DIGEST_LEN);
+		s->known = true;
+		log_info("reloaded", LF_STR("rule", s->rule->name), LF_UINT("targets", d->n_sent),
+			 LF_STR("sha256", digest));
+	} else {
+		/* The digest stays where it was: the next event retries. */
+		log_error("reload failed", LF_STR("rule", s->rule->name), LF_STR("reason", d->reason),
+			  LF_UINT("failed", d->n_failed), LF_UINT("signaled", d->n_sent),
+			  LF_STR("sha256", digest));
+	}
+	delivery_reset(d);
+}
+
+static int push(Pinned **v, size_t *n, const Pinned *p)
+{
+	Pinned *nv = reallocarray(*v, *n + 1, sizeof(**v));
+
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	nv[(*n)++] = *p;
+	return 0;
+}
+
+/* Sends to one target whose handler is in place; it moves to sent, or counts as failed. */
+static void send_one(Engine *e, RuleState *s, Pinned *p, uint64_t now)
+{
+	const Rule *r = s->rule;
+	char sig[SIGNAME_MAX], digest[DIGEST_HEX_LEN], delay[32], why[256];
+	int res = e->opt.dry_run ? 0 : notify_send(p, r->signal);
+
+	if (res == -EPERM) {
+		notify_explain_eperm(p->pid, why, sizeof(why));
+		delivery_fail(s, p, "eperm", why);
+	} else if (res == -ESRCH) {
+		delivery_fail(s, p, "esrch", "the process exited before the signal");
+	} else if (res < 0) {
+		delivery_fail(s, p, "other", strerror(-res));
+	}
+	if (res < 0) {
+		notify_unpin(p);
+		return;
+	}
+	snprintf(delay, sizeof(delay), "%.3f",
+		 s->d.burst_start ? (double)(now - s->d.burst_start) / 1e6 : 0.0);
+	log_info(e->opt.dry_run ? "would signal (dry run)" : "signaled", LF_STR("rule", r->name),
+		 LF_STR("signal", signame_format(r->signal, sig)), LF_INT("pid", p->pid),
+		 LF_STR("sha256", (hex(s->d.digest, digest), digest)), LF_STR("since_event_ms", delay));
+	if (e->opt.dry_run || push(&s->d.sent, &s->d.n_sent, p) < 0)
+		notify_unpin(p);
+}
+
+/* Tries every target still waiting; decides what comes next for the delivery. */
+static void deliver(Engine *e, RuleState *s)
+{
+	const Rule *r = s->rule;
+	Delivery *d = &s->d;
+	uint64_t now = timer_now();
+	size_t kept = 0;
+	char sig[SIGNAME_MAX], why[128];
+
+	for (size_t i = 0; i < d->n_pending; i++) {
+		Pinned *p = &d->pending[i];
+		int ready = r->handler_wait_ms == 0 ? 1 : notify_ready(p, r->signal);
+		if (ready < 0) {
+			delivery_fail(s, p, "esrch", "the process exited before the signal");
+			notify_unpin(p);
+		} else if (ready == 0 && now < d->handler_deadline) {
+			d->pending[kept++] = *p;
+		} else if (ready == 0) {
+			snprintf(why, sizeof(why), "no handler for %s after %llums: not signaled, "
+				 "its default action would end it", signame_format(r->signal, sig),
+				 (unsigned long long)r->handler_wait_ms);
+			delivery_fail(s, p, "no_handler", why);
+			notify_unpin(p);
+		} else {
+			send_one(e, s, p, now);
+		}
+	}
+	d->n_pending = kept;
+	if (kept > 0) {
+		if (!d->waiting_logged)
+			log_info("waiting for a signal handler", LF_STR("rule", r->name),
+				 LF_UINT("targets", kept), LF_STR("signal", signame_format(r->signal, sig)));
+		d->waiting_logged = true;
+		uint64_t retry = now + HANDLER_RETRY_NS;
+		d->due = retry < d->handler_deadline ? retry : d->handler_deadline;
+		return;
+	}
+	if (d->n_sent > 0 && r->verify_after_ms > 0) {
+		d->phase = PHASE_VERIFY;
+		d->due = now + r->verify_after_ms * NSEC_PER_MSEC;
+		return;
+	}
+	finalize(e, s);
+}
+
+static void verify(Engine *e, RuleState *s)
+{
+	Delivery *d = &s->d;
+
+	for (size_t i = 0; i < d->n_sent; i++)
+		if (!notify_alive(&d->sent[i]))
+			delivery_fail(s, &d->sent[i], "target_exited",
+				      "the process exited after the signal");
+	finalize(e, s);
+}
+
+/* A changed digest: find the targets now and start signaling them. */
+static void start_delivery(Engine *e, RuleState *s, const unsigned char *digest, uint64_t burst_start)
+{
+	const Rule *r = s->rule;
+	Delivery *d = &s->d;
+	TargetList l = { 0 };
+	char hexd[DIGEST_HEX_LEN];
+
+	*d = (Delivery){ .phase = PHASE_HANDLER_WAIT, .burst_start = burst_start,
+			 .handler_deadline = timer_now() + r->handler_wait_ms * NSEC_PER_MSEC };
+	memcpy(d->digest, digest, DIGEST_LEN);
+	int res = match_find(r->match, r->leaders_only, false, &l);
+	if (res < 0) {
+		log_error("cannot scan /proc", LF_STR("rule", r->name), LF_ERRNO(-res));
+		d->n_failed = 1;
+		d->reason = "other";
+		finalize(e, s);
+		return;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		Pinned p;
+		if (l.v[i].leader && notify_pin(l.v[i].pid, l.v[i].starttime, &p) == 0 &&
+		    push(&d->pending, &d->n_pending, &p) < 0)
+			notify_unpin(&p);
+	}
+	target_list_done(&l);
+	if (d->n_pending == 0) {
+		/* Nobody to tell: a target that starts later reads the files as they are now. */
+		log_warn("no target", LF_STR("rule", r->name), LF_STR("sha256", (hex(digest, hexd), hexd)),
+			 LF_STR("hint", "sigreload match -c FILE shows what the rule matches"));
+		memcpy(s->signaled, digest, DIGEST_LEN);
+		s->known = true;
+		delivery_reset(d);
+		return;
+	}
+	deliver(e, s);
+}
+
+/* ---- evaluation -------------------------------------------------------------------------- */
+
+static void skip_logged(const char *name, const char *why, void *userdata)
+{
+	const Rule *r = userdata;
+	log_warn("not hashed", LF_STR("rule", r->name), LF_STR("path", name), LF_STR("why", why));
+}
+
+/* The rule's digest, or a reason it is held (logged here). */
+static int rule_digest(RuleState *s, unsigned char digest[DIGEST_LEN], size_t *files)
+{
+	const Rule *r = s->rule;
+	DigestList list = { 0 };
+
+	int res = digest_paths(r->paths, r->n_paths, &list, digest, skip_logged, (void *)r);
+	*files = list.n;
+	digest_list_done(&list);
+	if (res < 0) {
+		const char *missing = NULL;
+		for (size_t i = 0; i < r->n_paths && !missing; i++)
+			if (access(r->paths[i], F_OK) < 0)
+				missing = r->paths[i];
+		if (!s->held || log_enabled(LEVEL_DEBUG))
+			log_warn("held", LF_STR("rule", r->name), LF_STR("path", missing),
+				 LF_STR("err", res == -E2BIG ? "more than 10000 files" : strerror(-res)),
+				 LF_STR("next", "evaluated again when the path changes"));
+		s->held = true;
+	}
+	return res;
+}
+
+static void evaluate(Engine *e, RuleState *s)
+{
+	unsigned char digest[DIGEST_LEN];
+	char now_hex[DIGEST_HEX_LEN], old_hex[DIGEST_HEX_LEN];
+	uint64_t burst_start = s->burst.start;
+	size_t files;
+
+	s->burst = (Burst){ 0 };
+	if (rule_digest(s, digest, &files) < 0)
+		return;
+	if (s->held)
+		log_info("path back", LF_STR("rule", s->rule->name));
+	s->held = false;
+	hex(digest, now_hex);
+	bool in_flight = s->d.phase == PHASE_HANDLER_WAIT;
+	const unsigned char *current = s->d.phase != PHASE_IDLE ? s->d.digest
+				       : s->known		 ? s->signaled
+								 : NULL;
+	if (current && memcmp(current, digest, DIGEST_LEN) == 0) {
+		log_info("unchanged", LF_STR("rule", s->rule->name), LF_STR("sha256", now_hex),
+			 LF_UINT("files", files));
+		return;
+	}
+	/* A newer version supersedes a reload in flight: its targets must read this one. */
+	if (s->d.phase == PHASE_VERIFY)
+		verify(e, s);
+	else if (in_flight) {
+		log_info("superseded", LF_STR("rule", s->rule->name),
+			 LF_UINT("not_signaled", s->d.n_pending));
+		delivery_reset(&s->d);
+	}
+	log_info("changed", LF_STR("rule", s->rule->name), LF_STR("sha256", now_hex),
+		 LF_STR("previous", s->known ? (hex(s->signaled, old_hex), old_hex) : "none"),
+		 LF_UINT("files", files));
+	start_delivery(e, s, digest, burst_start);
+}
+
+/* The start-up digest: the baseline later changes are measured against. */
+static void baseline(Engine *e, RuleState *s)
+{
+	unsigned char digest[DIGEST_LEN];
+	char h[DIGEST_HEX_LEN];
+	size_t files;
+
+	if (rule_digest(s, digest, &files) < 0)
+		return;
+	memcpy(s->signaled, digest, DIGEST_LEN);
+	s->known = true;
+	log_info("watching", LF_STR("rule", s->rule->name), LF_STR("sha256", (hex(digest, h), h)),
+		 LF_UINT("files", files));
+	if (s->rule->signal_on_start)
+		start_delivery(e, s, digest, 0);
+}
+
+/* ---- the rule file ----------------------------------------------------------------------- */
+
+static int set_watches(Engine *e)
+{
+	size_t n = 1;
+
+	for (size_t i = 0; i < e->n_states; i++)
+		n += e->states[i].rule->n_paths;
+	_cleanup_free_ WatchPath *paths = calloc(n, sizeof(*paths));
+	if (!paths)
+		return -ENOMEM;
+	n = 0;
+	for (size_t i = 0; i < e->n_states; i++)
+		for (size_t j = 0; j < e->states[i].rule->n_paths; j++)
+			paths[n++] = (WatchPath){ .path = e->states[i].rule->paths[j], .owner = (unsigned)i };
+	paths[n++] = (WatchPath){ .path = e->config_path, .owner = CONFIG_OWNER };
+	int r = watch_set(e->watch, paths, n);
+	if (r >= 0)
+		log_info("watches armed", LF_UINT("watches", (unsigned)r), LF_UINT("rules", e->n_states));
+	return r;
+}
+
+static void apply_settings(Engine *e)
+{
+	const Settings *s = &e->rules->settings;
+
+	log_setup(e->opt.log_format_set ? e->opt.log_format : s->log_format,
+		  e->opt.log_level_set ? e->opt.log_level : s->log_level);
+	e->resync_due = s->resync_ms ? timer_now() + s->resync_ms * NSEC_PER_MSEC : 0;
+}
+
+static void states_free(RuleState *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		delivery_reset(&v[i].d);
+	free(v);
+}
+
+static bool config_digest(Engine *e, unsigned char out[DIGEST_LEN])
+{
+	DigestList l = { 0 };
+	char *path = e->config_path;
+	int r = digest_paths(&path, 1, &l, out, NULL, NULL);
+
+	digest_list_done(&l);
+	return r == 0;
+}
+
+/* Swaps in a new rule set. Rules whose name and paths are unchanged keep their digest (no
+ * spurious signal); the others start from a fresh baseline. */
+static int install_rules(Engine *e, Rules *rules)
+{
+	RuleState *v = calloc(rules->n, sizeof(*v));
+	size_t kept = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < rules->n; i++) {
+		v[i].rule = &rules->v[i];
+		for (size_t j = 0; j < e->n_states; j++) {
+			const RuleState *old = &e->states[j];
+			if (strcmp(old->rule->name, rules->v[i].name) != 0 ||
+			    !rules_same_paths(old->rule, &rules->v[i]))
+				continue;
+			v[i].known = old->known;
+			v[i].held = old->held;
+			memcpy(v[i].signaled, old->signaled, DIGEST_LEN);
+			/* a reload in flight under the old rule is redone under the new one */
+			if (old->burst.due || old->d.phase != PHASE_IDLE)
+				v[i].burst = (Burst){ .start = old->burst.start ? old->burst.start : timer_now(),
+						      .due = timer_now() };
+			kept++;
+			break;
+		}
+	}
+	states_free(e->states, e->n_states);
+	rules_free(e->rules);
+	e->rules = rules;
+	e->states = v;
+	e->n_states = rules->n;
+	apply_settings(e);
+	return (int)kept;
+}
+
+static void reload_rules(Engine *e, const char *why)
+{
+	RulesErrors errs;
+	Rules *rules;
+	unsigned char digest[DIGEST_LEN];
+
+	if (config_digest(e, digest)) {
+		memcpy(e->config_digest, digest, DIGEST_LEN);
+		e->config_known = true;
+	}
+	int r = rules_load(e->opt.config_file, &rules, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		log_error("rule file error", LF_STR("err", errs.v[i]));
+	rules_errors_done(&errs);
+	if (r < 0) {
+		log_error("rule file not loaded", LF_STR("path", e->opt.config_file), LF_STR("why", why),
+			  LF_STR("next", "keeping the previous rules"));
+		return;
+	}
+	size_t before = e->n_states;
+	int kept = install_rules(e, rules);
+	if (kept < 0) {
+		rules_free(rules);
+		log_error("rule file not loaded", LF_ERRNO(-kept), LF_STR("next", "keeping the previous rules"));
+		return;
+	}
+	log_info("rules reloaded", LF_STR("path", e->opt.config_file), LF_STR("why", why),
+		 LF_UINT("rules", e->n_states), LF_UINT("kept", (unsigned)kept),
+		 LF_UINT("removed", before - (size_t)kept));
+	if (set_watches(e) < 0)
+		log_error("cannot watch", LF_STR("next", "rules are evaluated on SIGHUP and resync only"));
+	for (size_t i = 0; i < e->n_states; i++)
+		if (!e->states[i].known && !e->states[i].burst.due)
+			baseline(e, &e->states[i]);
+}
+
+static void config_changed(Engine *e)
+{
+	unsigned char digest[DIGEST_LEN];
+
+	e->config_burst = (Burst){ 0 };
+	if (!config_digest(e, digest)) {
+		log_warn("rule file unreadable", LF_STR("path", e->opt.config_file),
+			 LF_STR("next", "keeping the previous rules"));
+		return;
+	}
+	if (e->config_known && memcmp(digest, e->config_digest, DIGEST_LEN) == 0)
+		return;
+	reload_rules(e, "the rule file changed");
+}
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+static const char *mask_name(uint32_t mask)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} names[] = { { IN_Q_OVERFLOW, "Q_OVERFLOW" }, { IN_CLOSE_WRITE, "CLOSE_WRITE" },
+		      { IN_MOVED_TO, "MOVED_TO" },     { IN_MOVED_FROM, "MOVED_FROM" },
+		      { IN_CREATE, "CREATE" },	       { IN_DELETE, "DELETE" },
+		      { IN_DELETE_SELF, "DELETE_SELF" }, { IN_MOVE_SELF, "MOVE_SELF" },
+		      { IN_MODIFY, "MODIFY" },	       { IN_ATTRIB, "ATTRIB" },
+		      { IN_IGNORED, "IGNORED" },       { IN_UNMOUNT, "UNMOUNT" } };
+	for (size_t i = 0; i < ELEMENTSOF(names); i++)
+		if (mask & names[i].bit)
+			return names[i].name;
+	return "MOUNTS";
+}
+
+static void on_changed(unsigned owner, const char *path, const char *dir, const char *name,
+		       uint32_t mask, void *userdata)
+{
+	Engine *e = userdata;
+	uint64_t now = timer_now();
+	const Settings *st = &e->rules->settings;
+
+	if (owner == CONFIG_OWNER) {
+		burst_event(&e->config_burst, now, st->debounce_ms, st->max_wait_ms);
+		return;
+	}
+	if (owner >= e->n_states)
+		return;
+	RuleState *s = &e->states[owner];
+	if (log_enabled(LEVEL_DEBUG))
+		log_debug("event", LF_STR("rule", s->rule->name), LF_STR("path", path),
+			  LF_STR("dir", dir), LF_STR("name", name), LF_STR("event", mask_name(mask)));
+	burst_event(&s->burst, now, s->rule->debounce_ms, s->rule->max_wait_ms);
+}
+
+static void on_watch_error(unsigned owner, const char *path, const char *dir, int err,
+			   void *userdata)
+{
+	Engine *e = userdata;
+	char limit[64] = "";
+	const char *rule = owner == CONFIG_OWNER ? "(rule file)"
+			   : owner < e->n_states     ? e->states[owner].rule->name
+						     : "?";
+
+	if (err == -ENOSPC) {
+		FILE *f = fopen("/proc/sys/fs/inotify/max_user_watches", "re");
+		if (!f || !fgets(limit, sizeof(limit), f))
+			strcpy(limit, "?");
+		limit[strcspn(limit, "\n")] = '\0';
+		if (f)
+			fclose(f);
+		log_error("inotify watch limit reached", LF_STR("rule", rule), LF_STR("path", path),
+			  LF_STR("dir", dir), LF_STR("max_user_watches", limit),
+			  LF_STR("next", "raise fs.inotify.max_user_watches on the node, or watch fewer directories; changes here are seen on resync only"));
+	} else {
+		log_error("cannot watch", LF_STR("rule", rule), LF_STR("path", path), LF_STR("dir", dir),
+			  LF_STR("err", err == -E2BIG ? "more than 4096 directories" : strerror(-err)));
+	}
+}
+
+static uint64_t min_due(uint64_t a, uint64_t b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
+static int arm_timer(Engine *e)
+{
+	uint64_t due = min_due(e->config_burst.due, e->resync_due);
+
+	for (size_t i = 0; i < e->n_states; i++) {
+		due = min_due(due, e->states[i].burst.due);
+		if (e->states[i].d.phase != PHASE_IDLE)
+			due = min_due(due, e->states[i].d.due);
+	}
+	return timer_arm(e->timer, due ? due : TIMER_NEVER);
+}
+
+static void on_timer(Engine *e)
+{
+	uint64_t now = timer_now();
+
+	timer_ack(e->timer);
+	if (e->resync_due && e->resync_due <= now) {
+		e->resync_due = now + e->rules->settings.resync_ms * NSEC_PER_MSEC;
+		log_debug("resync");
+		watch_arm(e->watch);
+		for (size_t i = 0; i < e->n_states; i++)
+			if (!e->states[i].burst.due)
+				e->states[i].burst = (Burst){ .start = now, .due = now };
+		e->config_burst = (Burst){ .start = now, .due = now };
+	}
+	if (e->config_burst.due && e->config_burst.due <= now)
+		config_changed(e); /* may replace e->states: done before they are walked */
+	for (size_t i = 0; i < e->n_states; i++) {
+		RuleState *s = &e->states[i];
+		if (s->d.phase == PHASE_HANDLER_WAIT && s->d.due <= now)
+			deliver(e, s);
+		else if (s->d.phase == PHASE_VERIFY && s->d.due <= now)
+			verify(e, s);
+		if (s->burst.due && s->burst.due <= now)
+			evaluate(e, s);
+	}
+}
+
+/* Returns 1 for TERM and INT. */
+static int on_signal(Engine *e)
+{
+	struct signalfd_siginfo si;
+
+	while (read(e->signals->fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			log_info("SIGHUP received: reloading the rule file", LF_INT("from_pid", si.ssi_pid));
+			reload_rules(e, "SIGHUP");
+		} else {
+			char sig[SIGNAME_MAX];
+			log_info("stopping", LF_STR("signal", signame_format((int)si.ssi_signo, sig)));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int engine_dispatch(Source *src, uint32_t events, void *userdata)
+{
+	Engine *e = userdata;
+	int r = 0;
+
+	(void)events;
+	switch (src->type) {
+	case SOURCE_SIGNAL:
+		r = on_signal(e);
+		break;
+	case SOURCE_INOTIFY:
+		r = watch_read(e->watch);
+		if (r < 0)
+			log_error("inotify read failed", LF_ERRNO(-r));
+		r = 0;
+		break;
+	case SOURCE_MOUNTS:
+		log_info("mount table changed: re-arming watches");
+		watch_mounts_changed(e->watch);
+		break;
+	case SOURCE_TIMER:
+		on_timer(e);
+		break;
+	case SOURCE_HTTP:
+		break;
+	}
+	if (r != 0)
+		return r;
+	return arm_timer(e);
+}
+
+/* ---- life cycle -------------------------------------------------------------------------- */
+
+static char *absolute(const char *path)
+{
+	char cwd[PATH_MAX], *out;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&out, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return out;
+}
+
+int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signals, Engine **out)
+{
+	Engine *e = calloc(1, sizeof(*e));
+	WatchOps ops = { .changed = on_changed, .error = on_watch_error, .userdata = e };
+	int r;
+
+	if (!e) {
+		rules_free(rules);
+		return -ENOMEM;
+	}
+	e->opt = *opt;
+	e->loop = loop;
+	e->signals = signals;
+	if (!(e->config_path = absolute(opt->config_file)) || install_rules(e, rules) < 0) {
+		rules_free(rules);
+		free(e->config_path);
+		free(e);
+		return -ENOMEM;
+	}
+	if ((r = watch_new(&ops, &e->watch)) < 0 || (r = timer_new(&e->timer)) < 0 ||
+	    (r = loop_add(loop, watch_inotify_source(e->watch), EPOLLIN)) < 0 ||
+	    (r = loop_add(loop, timer_source(e->timer), EPOLLIN)) < 0 ||
+	    (r = loop_add(loop, signals, EPOLLIN)) < 0 ||
+	    (watch_mounts_source(e->watch) &&
+	     (r = loop_add(loop, watch_mounts_source(e->watch), EPOLLPRI)) < 0)) {
+		engine_free(e);
+		return r;
+	}
+	*out = e;
+	return 0;
+}
+
+void engine_free(Engine *e)
+{
+	if (!e)
+		return;
+	states_free(e->states, e->n_states);
+	rules_free(e->rules);
+	watch_free(e->watch);
+	timer_free(e->timer);
+	free(e->config_path);
+	free(e);
+}
+
+static void startup_diagnostics(Engine *e)
+{
+	ProcScanInfo info = { 0 };
+
+	if (getpid() == 1 || (proc_scan(NULL, NULL, &info) == 0 && info.seen <= 1))
+		log_warn("no other process is visible",
+			 LF_STR("hint", "set shareProcessNamespace: true on the pod, or targets cannot be found"));
+	for (size_t i = 0; i < e->n_states; i++)
+		for (size_t j = 0; j < e->states[i].rule->n_paths; j++)
+			if (watch_subpath_mount(e->states[i].rule->paths[j]))
+				log_warn("path is a subPath mount", LF_STR("rule", e->states[i].rule->name),
+					 LF_STR("path", e->states[i].rule->paths[j]),
+					 LF_STR("hint", "Kubernetes never updates subPath mounts: mount the whole volume and point paths at the directory"));
+}
+
+int engine_start(Engine *e)
+{
+	log_info("starting", LF_STR("version", SIGRELOAD_VERSION), LF_STR("config", e->opt.config_file),
+		 LF_UINT("rules", e->n_states), LF_BOOL("dry_run", e->opt.dry_run),
+		 LF_INT("pid", getpid()));
+	startup_diagnostics(e);
+	/* Watches first, digests second: a change in between is an event, not a loss. */
+	int r = set_watches(e);
+	if (r < 0) {
+		log_error("cannot set up inotify", LF_ERRNO(-r));
+		return r;
+	}
+	config_digest(e, e->config_digest);
+	e->config_known = true;
+	for (size_t i = 0; i < e->n_states; i++)
+		baseline(e, &e->states[i]);
+	return arm_timer(e);
+}

@@ -1,0 +1,33 @@
+/* engine.h: the policy: events → debounce → digest → targets → signals, and the rule file's
+ * own reloads. Owns the watch set, the timer and the per-rule state. */
+#ifndef SIGRELOAD_ENGINE_H
+#define SIGRELOAD_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "loop.h"
+#include "rules.h"
+
+typedef struct Engine Engine;
+
+typedef struct EngineOptions {
+	const char *config_file;
+	bool dry_run;
+	/* set where the command line overrides the rule file */
+	bool log_format_set, log_level_set;
+	LogFormat log_format;
+	LogLevel log_level;
+} EngineOptions;
+
+/* Takes ownership of rules (also on failure). signals is the signalfd source main() made (TERM, INT, HUP). */
+int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signals, Engine **out);
+void engine_free(Engine *e);
+
+/* Arms the watches, takes the start-up digests, sends signal_on_start signals. */
+int engine_start(Engine *e);
+
+/* The loop's dispatch: 0 to go on, 1 when asked to stop (SIGTERM, SIGINT), -errno on failure. */
+int engine_dispatch(Source *src, uint32_t events, void *userdata);
+
+#endif

@@ -1,0 +1,63 @@
+/* watch.h: inotify on the directories that decide what a set of paths resolves to and holds. */
+#ifndef SIGRELOAD_WATCH_H
+#define SIGRELOAD_WATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loop.h"
+
+#define WATCH_MAX_DIRS 4096 /* distinct directories, all paths together */
+
+typedef struct Watch Watch;
+
+/* A path to follow, and who is told when what it resolves to may have changed. */
+typedef struct WatchPath {
+	const char *path; /* absolute */
+	unsigned owner;
+} WatchPath;
+
+typedef struct WatchOps {
+	/* Something under path may have changed (mask: the inotify event; IN_Q_OVERFLOW after an
+	 * overflow, 0 after a mount change). Called once per event per interested path. */
+	void (*changed)(unsigned owner, const char *path, const char *dir, const char *name,
+			uint32_t mask, void *userdata);
+	/* A directory that path needs could not be watched (err: a negative errno). */
+	void (*error)(unsigned owner, const char *path, const char *dir, int err, void *userdata);
+	void *userdata;
+} WatchOps;
+
+int watch_new(const WatchOps *ops, Watch **out);
+void watch_free(Watch *w);
+
+/* The inotify fd (EPOLLIN) and /proc/self/mountinfo (EPOLLPRI; NULL if unavailable). */
+Source *watch_inotify_source(Watch *w);
+Source *watch_mounts_source(Watch *w);
+
+/* Replaces the paths followed (copied) and arms the watches for them. */
+int watch_set(Watch *w, const WatchPath *paths, size_t n);
+
+/* Recomputes which directories to watch, adds the new, removes the stale. Problems with single
+ * directories go to ops->error; returns the number of watches or -errno when inotify fails. */
+int watch_arm(Watch *w);
+
+/* Drains the inotify queue, telling ops->changed, and re-arms when the directory structure
+ * moved. An overflow re-arms everything and reports every path. Returns 0 or -errno. */
+int watch_read(Watch *w);
+
+/* After the mount table changed (a bind mount over a watched directory): re-arm, report all. */
+int watch_mounts_changed(Watch *w);
+
+size_t watch_count(const Watch *w);
+
+/* Whether path (index into the last watch_set) resolved to something that exists, and whether
+ * every directory it needs is watched. */
+bool watch_path_exists(const Watch *w, size_t i);
+bool watch_path_armed(const Watch *w, size_t i);
+
+/* True when path is, or lies in, a mount of its own that looks like a Kubernetes subPath mount
+ * (a file mounted alone, or a mount whose root is under volume-subpaths/). */
+bool watch_subpath_mount(const char *path);
+
+#endif

@@ -1,0 +1,119 @@
+"""A faithful replay of the kubelet's AtomicWriter (REFERENCE.md §1), for tests and the demo.
+
+    python3 tests/system/kubelet.py [--force] DIR key=value [key=@file] ...
+
+writes the payload into DIR the way the kubelet updates a ConfigMap volume: a new
+..YYYY_MM_DD_HH_MM_SS.N directory, ..data_tmp renamed over ..data, top-level symlinks for new
+keys, removed keys unlinked, the old directory deleted. Like the kubelet, it writes nothing when
+the payload is what the volume holds already; --force swaps to identical content anyway.
+"""
+
+import datetime
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+
+
+def _ts_name():
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return "..%s.%d" % (now.strftime("%Y_%m_%d_%H_%M_%S"), random.randint(1, 9_999_999_999))
+
+
+def _first(key):
+    return key.split("/", 1)[0]
+
+
+class AtomicVolume:
+    """A ConfigMap/Secret volume directory written as the kubelet writes it."""
+
+    def __init__(self, root, old_order=False, mode=0o644):
+        self.root = Path(root)
+        self.old_order = old_order  # older kubelets made new top-level links before the swap
+        self.mode = mode
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def current(self):
+        """{key: bytes} as the volume holds it now."""
+        data = self.root / "..data"
+        if not data.is_symlink():
+            return {}
+        base = self.root / os.readlink(data)
+        out = {}
+        for dirpath, _, files in os.walk(base):
+            for f in files:
+                p = Path(dirpath) / f
+                out[str(p.relative_to(base))] = p.read_bytes()
+        return out
+
+    def write(self, payload, force=False, after_swap=None):
+        """Writes {key: str|bytes}. Returns False (writes nothing) when the payload equals what
+        is there, as the kubelet does, unless force. after_swap() runs right after the rename."""
+        payload = {k: v.encode() if isinstance(v, str) else v for k, v in payload.items()}
+        old = self.current()
+        if old == payload and not force:
+            return False
+        data = self.root / "..data"
+        old_dir = os.readlink(data) if data.is_symlink() else None
+
+        # 2. the new timestamped directory, 0700 then 0755
+        name = _ts_name()
+        new_dir = self.root / name
+        new_dir.mkdir(0o700)
+        os.chmod(new_dir, 0o755)
+        # 3. each key written in it
+        for key, content in payload.items():
+            path = new_dir / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, content)
+            finally:
+                os.close(fd)
+            os.chmod(path, self.mode)
+        new_links = {_first(k) for k in payload}
+        old_links = {_first(k) for k in old}
+        if self.old_order:
+            self._link(new_links - old_links)
+        # 5-6. the atomic switch
+        tmp = self.root / "..data_tmp"
+        os.symlink(name, tmp)
+        os.rename(tmp, data)
+        if after_swap:
+            after_swap()
+        # 7. top-level links for new keys; 8. removed keys unlinked
+        if not self.old_order:
+            self._link(new_links - old_links)
+        for link in old_links - new_links:
+            os.unlink(self.root / link)
+        # 9. the old directory removed
+        if old_dir:
+            shutil.rmtree(self.root / old_dir)
+        return True
+
+    def _link(self, names):
+        for n in sorted(names):
+            link = self.root / n
+            if not link.is_symlink():
+                os.symlink(f"..data/{n}", link)
+
+
+def main(argv):
+    force = len(argv) > 1 and argv[1] == "--force"
+    args = argv[2:] if force else argv[1:]
+    if len(args) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    payload = {}
+    for arg in args[1:]:
+        key, _, value = arg.partition("=")
+        payload[key] = Path(value[1:]).read_bytes() if value.startswith("@") else value + "\n"
+    changed = AtomicVolume(args[0]).write(payload, force=force)
+    what = "swapped to identical content" if force else "updated" if changed else "unchanged, nothing written"
+    print(f"kubelet: {what}: {args[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
