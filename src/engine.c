@@ -700,6 +700,15 @@ void engine_free(Engine *e)
 static void startup_diagnostics(Engine *e)
 {
 	ProcScanInfo info = { 0 };
+	char uid[32];
+
+	snprintf(uid, sizeof(uid), "%u", (unsigned)geteuid());
+	if (e->opt.can_kill_any)
+		log_info("CAP_KILL: can signal processes of any uid", LF_STR("uid", uid));
+	else
+		log_info("no CAP_KILL: can signal only processes of our own uid",
+			 LF_STR("uid", uid),
+			 LF_STR("hint", "run as the target's uid, or add capability KILL for other uids"));
 
 	if (getpid() == 1 || (proc_scan(NULL, NULL, &info) == 0 && info.seen <= 1))
 		log_warn("no other process is visible",

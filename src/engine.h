@@ -14,6 +14,7 @@ typedef struct Engine Engine;
 typedef struct EngineOptions {
 	const char *config_file;
 	bool dry_run;
+	bool can_kill_any; /* CAP_KILL is effective */
 	/* set where the command line overrides the rule file */
 	bool log_format_set, log_level_set;
 	LogFormat log_format;

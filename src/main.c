@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "caps.h"
 #include "cleanup.h"
 #include "digest.h"
 #include "engine.h"
@@ -348,7 +349,8 @@ static int block_signals(Source *src)
 
 static int cmd_run(const Options *o)
 {
-	EngineOptions eo = { .config_file = o->config, .dry_run = o->dry_run };
+	EngineOptions eo = { .config_file = o->config, .dry_run = o->dry_run,
+			     .can_kill_any = caps_raise_kill() };
 	Source signals;
 	Loop *loop = NULL;
 	Engine *engine = NULL;
