@@ -29,9 +29,9 @@ HELPER_BIN := $(patsubst tests/helpers/%.c,$(B)/helpers/%,$(HELPER_SRC))
 
 # Debian packages for building, testing and linting; `make deps` installs the missing ones.
 DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev python3 \
-	python3-pytest mandoc util-linux procps coreutils nginx curl
+	python3-pytest mandoc util-linux procps coreutils nginx curl inotify-tools openssl
 
-.PHONY: all demo test test-unit test-system asan format install clean deps helpers help
+.PHONY: all bench demo static test test-unit test-system asan format install clean deps helpers help
 
 all: sigreload
 
@@ -52,6 +52,10 @@ $(B)/helpers/%: tests/helpers/%.c
 
 helpers: $(HELPER_BIN)
 
+# Benchmarks, side by side with what users run today; not part of `make test`.
+bench: sigreload helpers
+	SIGRELOAD_BIN=$(CURDIR)/sigreload SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers $(PYTHON) bench/run.py $(BENCH_ARGS)
+
 # sigreload's main job on the bundled example: real nginx reloaded in a PID namespace.
 demo: sigreload
 	config/demo/run.sh
@@ -64,6 +68,13 @@ test-unit: $(UNIT_BIN)
 test-system: sigreload helpers
 	SIGRELOAD_BIN=$(CURDIR)/sigreload SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/system $(PYTEST_ARGS)
+
+# A static binary (glibc, libcrypto, libyaml) for an image FROM scratch.
+static:
+	$(MAKE) B=build/static build/static/sigreload
+
+build/static/sigreload: $(B)/main.o $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) -static -Wl,-z,relro,-z,now -o $@ $^ $(shell $(PKG_CONFIG) --static --libs $(PKGS))
 
 # The whole suite on an ASan + UBSan build (LeakSanitizer included).
 asan:
