@@ -14,8 +14,10 @@
 
 #include "cleanup.h"
 #include "digest.h"
+#include "http.h"
 #include "log.h"
 #include "match.h"
+#include "metrics.h"
 #include "notify.h"
 #include "proc.h"
 #include "signame.h"
@@ -69,11 +71,22 @@ struct Engine {
 	bool config_known;
 	Burst config_burst;
 	uint64_t resync_due;
+	Metrics *metrics;
+	Http *http;
+	bool started;
 };
 
 static void hex(const unsigned char *d, char out[DIGEST_HEX_LEN])
 {
 	digest_hex(d, out);
+}
+
+/* The digest the targets now hold (or nobody needed telling about). */
+static void set_signaled(Engine *e, RuleState *s, const unsigned char *digest)
+{
+	memcpy(s->signaled, digest, DIGEST_LEN);
+	s->known = true;
+	metrics_config_hash(e->metrics, s->rule->name, digest);
 }
 
 static void burst_event(Burst *b, uint64_t now, uint64_t debounce_ms, uint64_t max_wait_ms)
@@ -97,16 +110,18 @@ static void delivery_reset(Delivery *d)
 	*d = (Delivery){ .phase = PHASE_IDLE };
 }
 
-static void delivery_fail(RuleState *s, const Pinned *p, const char *reason, const char *why)
+static void delivery_fail(Engine *e, RuleState *s, const Pinned *p, SignalError reason,
+			  const char *why)
 {
 	char sig[SIGNAME_MAX];
 
 	s->d.n_failed++;
 	if (!s->d.reason)
-		s->d.reason = reason;
+		s->d.reason = metrics_reason_name(reason);
+	metrics_signal_error(e->metrics, s->rule->name, reason);
 	log_error("signal failed", LF_STR("rule", s->rule->name), LF_INT("pid", p->pid),
-		  LF_STR("signal", signame_format(s->rule->signal, sig)), LF_STR("reason", reason),
-		  LF_STR("err", why));
+		  LF_STR("signal", signame_format(s->rule->signal, sig)),
+		  LF_STR("reason", metrics_reason_name(reason)), LF_STR("err", why));
 }
 
 static void finalize(Engine *e, RuleState *s)
@@ -114,11 +129,10 @@ static void finalize(Engine *e, RuleState *s)
 	char digest[DIGEST_HEX_LEN];
 	Delivery *d = &s->d;
 
-	(void)e;
 	hex(d->digest, digest);
+	metrics_reload(e->metrics, s->rule->name, d->n_failed ? RESULT_FAILED : RESULT_SIGNALED);
 	if (d->n_failed == 0) {
-		memcpy(s->signaled, d->digest, DIGEST_LEN);
-		s->known = true;
+		set_signaled(e, s, d->digest);
 		log_info("reloaded", LF_STR("rule", s->rule->name), LF_UINT("targets", d->n_sent),
 			 LF_STR("sha256", digest));
 	} else {
@@ -150,11 +164,11 @@ static void send_one(Engine *e, RuleState *s, Pinned *p, uint64_t now)
 
 	if (res == -EPERM) {
 		notify_explain_eperm(p->pid, why, sizeof(why));
-		delivery_fail(s, p, "eperm", why);
+		delivery_fail(e, s, p, REASON_EPERM, why);
 	} else if (res == -ESRCH) {
-		delivery_fail(s, p, "esrch", "the process exited before the signal");
+		delivery_fail(e, s, p, REASON_ESRCH, "the process exited before the signal");
 	} else if (res < 0) {
-		delivery_fail(s, p, "other", strerror(-res));
+		delivery_fail(e, s, p, REASON_OTHER, strerror(-res));
 	}
 	if (res < 0) {
 		notify_unpin(p);
@@ -165,6 +179,8 @@ static void send_one(Engine *e, RuleState *s, Pinned *p, uint64_t now)
 	log_info(e->opt.dry_run ? "would signal (dry run)" : "signaled", LF_STR("rule", r->name),
 		 LF_STR("signal", signame_format(r->signal, sig)), LF_INT("pid", p->pid),
 		 LF_STR("sha256", (hex(s->d.digest, digest), digest)), LF_STR("since_event_ms", delay));
+	if (!e->opt.dry_run)
+		metrics_signal_sent(e->metrics, r->name, r->signal);
 	if (e->opt.dry_run || push(&s->d.sent, &s->d.n_sent, p) < 0)
 		notify_unpin(p);
 }
@@ -182,7 +198,7 @@ static void deliver(Engine *e, RuleState *s)
 		Pinned *p = &d->pending[i];
 		int ready = r->handler_wait_ms == 0 ? 1 : notify_ready(p, r->signal);
 		if (ready < 0) {
-			delivery_fail(s, p, "esrch", "the process exited before the signal");
+			delivery_fail(e, s, p, REASON_ESRCH, "the process exited before the signal");
 			notify_unpin(p);
 		} else if (ready == 0 && now < d->handler_deadline) {
 			d->pending[kept++] = *p;
@@ -190,7 +206,7 @@ static void deliver(Engine *e, RuleState *s)
 			snprintf(why, sizeof(why), "no handler for %s after %llums: not signaled, "
 				 "its default action would end it", signame_format(r->signal, sig),
 				 (unsigned long long)r->handler_wait_ms);
-			delivery_fail(s, p, "no_handler", why);
+			delivery_fail(e, s, p, REASON_NO_HANDLER, why);
 			notify_unpin(p);
 		} else {
 			send_one(e, s, p, now);
@@ -220,7 +236,7 @@ static void verify(Engine *e, RuleState *s)
 
 	for (size_t i = 0; i < d->n_sent; i++)
 		if (!notify_alive(&d->sent[i]))
-			delivery_fail(s, &d->sent[i], "target_exited",
+			delivery_fail(e, s, &d->sent[i], REASON_TARGET_EXITED,
 				      "the process exited after the signal");
 	finalize(e, s);
 }
@@ -240,7 +256,7 @@ static void start_delivery(Engine *e, RuleState *s, const unsigned char *digest,
 	if (res < 0) {
 		log_error("cannot scan /proc", LF_STR("rule", r->name), LF_ERRNO(-res));
 		d->n_failed = 1;
-		d->reason = "other";
+		d->reason = metrics_reason_name(REASON_OTHER);
 		finalize(e, s);
 		return;
 	}
@@ -255,8 +271,8 @@ static void start_delivery(Engine *e, RuleState *s, const unsigned char *digest,
 		/* Nobody to tell: a target that starts later reads the files as they are now. */
 		log_warn("no target", LF_STR("rule", r->name), LF_STR("sha256", (hex(digest, hexd), hexd)),
 			 LF_STR("hint", "sigreload match -c FILE shows what the rule matches"));
-		memcpy(s->signaled, digest, DIGEST_LEN);
-		s->known = true;
+		metrics_reload(e->metrics, r->name, RESULT_NO_TARGET);
+		set_signaled(e, s, digest);
 		delivery_reset(d);
 		return;
 	}
@@ -272,7 +288,7 @@ static void skip_logged(const char *name, const char *why, void *userdata)
 }
 
 /* The rule's digest, or a reason it is held (logged here). */
-static int rule_digest(RuleState *s, unsigned char digest[DIGEST_LEN], size_t *files)
+static int rule_digest(Engine *e, RuleState *s, unsigned char digest[DIGEST_LEN], size_t *files)
 {
 	const Rule *r = s->rule;
 	DigestList list = { 0 };
@@ -290,6 +306,7 @@ static int rule_digest(RuleState *s, unsigned char digest[DIGEST_LEN], size_t *f
 				 LF_STR("err", res == -E2BIG ? "more than 10000 files" : strerror(-res)),
 				 LF_STR("next", "evaluated again when the path changes"));
 		s->held = true;
+		metrics_reload(e->metrics, r->name, RESULT_HELD);
 	}
 	return res;
 }
@@ -302,7 +319,7 @@ static void evaluate(Engine *e, RuleState *s)
 	size_t files;
 
 	s->burst = (Burst){ 0 };
-	if (rule_digest(s, digest, &files) < 0)
+	if (rule_digest(e, s, digest, &files) < 0)
 		return;
 	if (s->held)
 		log_info("path back", LF_STR("rule", s->rule->name));
@@ -315,6 +332,7 @@ static void evaluate(Engine *e, RuleState *s)
 	if (current && memcmp(current, digest, DIGEST_LEN) == 0) {
 		log_info("unchanged", LF_STR("rule", s->rule->name), LF_STR("sha256", now_hex),
 			 LF_UINT("files", files));
+		metrics_reload(e->metrics, s->rule->name, RESULT_UNCHANGED);
 		return;
 	}
 	/* A newer version supersedes a reload in flight: its targets must read this one. */
@@ -338,10 +356,9 @@ static void baseline(Engine *e, RuleState *s)
 	char h[DIGEST_HEX_LEN];
 	size_t files;
 
-	if (rule_digest(s, digest, &files) < 0)
+	if (rule_digest(e, s, digest, &files) < 0)
 		return;
-	memcpy(s->signaled, digest, DIGEST_LEN);
-	s->known = true;
+	set_signaled(e, s, digest);
 	log_info("watching", LF_STR("rule", s->rule->name), LF_STR("sha256", (hex(digest, h), h)),
 		 LF_UINT("files", files));
 	if (s->rule->signal_on_start)
@@ -423,11 +440,24 @@ static int install_rules(Engine *e, Rules *rules)
 			break;
 		}
 	}
+	_cleanup_free_ char **names = calloc(rules->n ? rules->n : 1, sizeof(*names));
+	_cleanup_free_ int *signals = calloc(rules->n ? rules->n : 1, sizeof(*signals));
+	for (size_t i = 0; names && signals && i < rules->n; i++) {
+		names[i] = rules->v[i].name;
+		signals[i] = rules->v[i].signal;
+	}
+	if (!names || !signals || metrics_set_rules(e->metrics, names, signals, rules->n) < 0) {
+		free(v);
+		return -ENOMEM;
+	}
 	states_free(e->states, e->n_states);
 	rules_free(e->rules);
 	e->rules = rules;
 	e->states = v;
 	e->n_states = rules->n;
+	for (size_t i = 0; i < e->n_states; i++)
+		if (v[i].known)
+			metrics_config_hash(e->metrics, v[i].rule->name, v[i].signaled);
 	apply_settings(e);
 	return (int)kept;
 }
@@ -446,6 +476,7 @@ static void reload_rules(Engine *e, const char *why)
 	for (size_t i = 0; i < errs.n; i++)
 		log_error("rule file error", LF_STR("err", errs.v[i]));
 	rules_errors_done(&errs);
+	metrics_rules_loaded(e->metrics, r == 0);
 	if (r < 0) {
 		log_error("rule file not loaded", LF_STR("path", e->opt.config_file), LF_STR("why", why),
 			  LF_STR("next", "keeping the previous rules"));
@@ -531,6 +562,9 @@ static void on_watch_error(unsigned owner, const char *path, const char *dir, in
 			   : owner < e->n_states     ? e->states[owner].rule->name
 						     : "?";
 
+	metrics_watch_error(e->metrics, err == -ENOSPC ? WATCH_ERR_LIMIT
+				   : err == -EACCES ? WATCH_ERR_ACCESS
+						    : WATCH_ERR_OTHER);
 	if (err == -ENOSPC) {
 		FILE *f = fopen("/proc/sys/fs/inotify/max_user_watches", "re");
 		if (!f || !fgets(limit, sizeof(limit), f))
@@ -547,6 +581,14 @@ static void on_watch_error(unsigned owner, const char *path, const char *dir, in
 	}
 }
 
+static void on_overflow(void *userdata)
+{
+	Engine *e = userdata;
+
+	metrics_watch_error(e->metrics, WATCH_ERR_OVERFLOW);
+	log_warn("inotify queue overflow", LF_STR("next", "re-arming every watch, re-evaluating every rule"));
+}
+
 static uint64_t min_due(uint64_t a, uint64_t b)
 {
 	return !a ? b : !b ? a : a < b ? a : b;
@@ -555,6 +597,9 @@ static uint64_t min_due(uint64_t a, uint64_t b)
 static int arm_timer(Engine *e)
 {
 	uint64_t due = min_due(e->config_burst.due, e->resync_due);
+
+	if (e->http)
+		due = min_due(due, http_deadline(e->http));
 
 	for (size_t i = 0; i < e->n_states; i++) {
 		due = min_due(due, e->states[i].burst.due);
@@ -569,6 +614,8 @@ static void on_timer(Engine *e)
 	uint64_t now = timer_now();
 
 	timer_ack(e->timer);
+	if (e->http)
+		http_dispatch(e->http); /* its connections' timeouts */
 	if (e->resync_due && e->resync_due <= now) {
 		e->resync_due = now + e->rules->settings.resync_ms * NSEC_PER_MSEC;
 		log_debug("resync");
@@ -633,6 +680,7 @@ int engine_dispatch(Source *src, uint32_t events, void *userdata)
 		on_timer(e);
 		break;
 	case SOURCE_HTTP:
+		http_dispatch(e->http);
 		break;
 	}
 	if (r != 0)
@@ -656,7 +704,8 @@ static char *absolute(const char *path)
 int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signals, Engine **out)
 {
 	Engine *e = calloc(1, sizeof(*e));
-	WatchOps ops = { .changed = on_changed, .error = on_watch_error, .userdata = e };
+	WatchOps ops = { .changed = on_changed, .error = on_watch_error, .overflow = on_overflow,
+			 .userdata = e };
 	int r;
 
 	if (!e) {
@@ -666,8 +715,10 @@ int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signa
 	e->opt = *opt;
 	e->loop = loop;
 	e->signals = signals;
-	if (!(e->config_path = absolute(opt->config_file)) || install_rules(e, rules) < 0) {
+	if (metrics_new(&e->metrics) < 0 || !(e->config_path = absolute(opt->config_file)) ||
+	    install_rules(e, rules) < 0) {
 		rules_free(rules);
+		metrics_free(e->metrics);
 		free(e->config_path);
 		free(e);
 		return -ENOMEM;
@@ -691,10 +742,84 @@ void engine_free(Engine *e)
 		return;
 	states_free(e->states, e->n_states);
 	rules_free(e->rules);
+	http_free(e->http);
+	metrics_free(e->metrics);
 	watch_free(e->watch);
 	timer_free(e->timer);
 	free(e->config_path);
 	free(e);
+}
+
+/* sigreload_targets is counted when scraped: an idle sidecar nobody scrapes scans nothing. */
+static char *render_metrics(void *userdata, size_t *len)
+{
+	Engine *e = userdata;
+	size_t n = e->n_states;
+	_cleanup_free_ const Matcher **m = calloc(n ? n : 1, sizeof(*m));
+	_cleanup_free_ bool *leaders = calloc(n ? n : 1, sizeof(*leaders));
+	_cleanup_free_ TargetList *lists = calloc(n ? n : 1, sizeof(*lists));
+	_cleanup_free_ size_t *counts = calloc(n ? n : 1, sizeof(*counts));
+	MetricsLive live = { .watches = watch_count(e->watch), .watch_events = watch_events(e->watch) };
+
+	if (!m || !leaders || !lists || !counts)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		m[i] = e->states[i].rule->match;
+		leaders[i] = e->states[i].rule->leaders_only;
+	}
+	if (match_find_many(m, leaders, n, false, lists) == 0) {
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; j < lists[i].n; j++)
+				counts[i] += lists[i].v[j].leader;
+		live.targets = counts;
+	}
+	for (size_t i = 0; i < n; i++)
+		target_list_done(&lists[i]);
+	return metrics_render(e->metrics, &live, len);
+}
+
+/* Ready once the rules are loaded and every path's watch is armed (a missing path counts: its
+ * nearest existing ancestor is watched, waiting for it). */
+static bool is_ready(void *userdata, const char **why)
+{
+	Engine *e = userdata;
+	size_t n = 1;
+
+	if (!e->started) {
+		*why = "starting";
+		return false;
+	}
+	for (size_t i = 0; i < e->n_states; i++)
+		n += e->states[i].rule->n_paths;
+	for (size_t i = 0; i < n; i++)
+		if (!watch_path_armed(e->watch, i)) {
+			*why = "a directory could not be watched (see the log)";
+			return false;
+		}
+	return true;
+}
+
+static int start_http(Engine *e)
+{
+	const char *addr = e->opt.metrics_listen ? e->opt.metrics_listen
+						 : e->rules->settings.metrics_listen;
+	HttpHandlers h = { .metrics = render_metrics, .ready = is_ready, .userdata = e };
+	char err[256];
+	int r;
+
+	if (!*addr) {
+		log_info("metrics endpoint disabled", LF_STR("metrics_listen", ""));
+		return 0;
+	}
+	if ((r = http_new(addr, &h, &e->http, err, sizeof(err))) < 0) {
+		log_error("cannot serve metrics", LF_STR("err", err),
+			  LF_STR("hint", "choose another metrics_listen, or \"\" to disable it"));
+		return r;
+	}
+	if ((r = loop_add(e->loop, http_source(e->http), EPOLLIN)) < 0)
+		return r;
+	log_info("serving /metrics, /healthz, /readyz", LF_STR("address", http_address(e->http)));
+	return 0;
 }
 
 static void startup_diagnostics(Engine *e)
@@ -727,8 +852,11 @@ int engine_start(Engine *e)
 		 LF_UINT("rules", e->n_states), LF_BOOL("dry_run", e->opt.dry_run),
 		 LF_INT("pid", getpid()));
 	startup_diagnostics(e);
+	int r = start_http(e);
+	if (r < 0)
+		return r;
 	/* Watches first, digests second: a change in between is an event, not a loss. */
-	int r = set_watches(e);
+	r = set_watches(e);
 	if (r < 0) {
 		log_error("cannot set up inotify", LF_ERRNO(-r));
 		return r;
@@ -737,5 +865,6 @@ int engine_start(Engine *e)
 	e->config_known = true;
 	for (size_t i = 0; i < e->n_states; i++)
 		baseline(e, &e->states[i]);
+	e->started = true;
 	return arm_timer(e);
 }

@@ -17,6 +17,7 @@ typedef struct EngineOptions {
 	bool can_kill_any; /* CAP_KILL is effective */
 	/* set where the command line overrides the rule file */
 	bool log_format_set, log_level_set;
+	const char *metrics_listen; /* NULL: the rule file's */
 	LogFormat log_format;
 	LogLevel log_level;
 } EngineOptions;

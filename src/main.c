@@ -350,7 +350,7 @@ static int block_signals(Source *src)
 static int cmd_run(const Options *o)
 {
 	EngineOptions eo = { .config_file = o->config, .dry_run = o->dry_run,
-			     .can_kill_any = caps_raise_kill() };
+			     .metrics_listen = o->metrics_listen, .can_kill_any = caps_raise_kill() };
 	Source signals;
 	Loop *loop = NULL;
 	Engine *engine = NULL;

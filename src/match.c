@@ -96,23 +96,17 @@ int match_process(const Matcher *m, ProcEntry *e)
 }
 
 typedef struct FindCtx {
-	const Matcher *m;
+	const Matcher *const *m;
+	size_t n;
 	bool details;
 	TargetList *out;
 } FindCtx;
 
-static int find_visit(ProcEntry *e, void *userdata)
+static int add_target(TargetList *l, ProcEntry *e, bool details)
 {
-	FindCtx *ctx = userdata;
-	TargetList *l = ctx->out;
 	const ProcStat *st = proc_entry_stat(e);
 	const char *s;
 
-	if (!match_process(ctx->m, e)) {
-		if (ctx->m->exe && proc_entry_exe(e, &s) == -EACCES)
-			l->exe_denied++;
-		return 0;
-	}
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 8;
 		Target *v = reallocarray(l->v, cap, sizeof(*v));
@@ -124,7 +118,7 @@ static int find_visit(ProcEntry *e, void *userdata)
 	Target *t = &l->v[l->n];
 	*t = (Target){ .pid = st->pid, .ppid = st->ppid, .starttime = st->starttime };
 	memcpy(t->comm, st->comm, sizeof(t->comm));
-	if (ctx->details) {
+	if (details) {
 		t->uid_known = proc_entry_uid(e, &t->uid) == 0;
 		if (proc_entry_cmdline(e, &s) < 0)
 			s = "";
@@ -135,30 +129,63 @@ static int find_visit(ProcEntry *e, void *userdata)
 	return 0;
 }
 
+static int find_visit(ProcEntry *e, void *userdata)
+{
+	FindCtx *ctx = userdata;
+	const char *s;
+
+	for (size_t i = 0; i < ctx->n; i++) {
+		TargetList *l = &ctx->out[i];
+		int r = 0;
+		if (match_process(ctx->m[i], e))
+			r = add_target(l, e, ctx->details);
+		else if (ctx->m[i]->exe && proc_entry_exe(e, &s) == -EACCES)
+			l->exe_denied++;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int target_cmp(const void *a, const void *b)
 {
 	pid_t x = ((const Target *)a)->pid, y = ((const Target *)b)->pid;
 	return (x > y) - (x < y);
 }
 
+static void mark_leaders(TargetList *l, bool leaders_only)
+{
+	qsort(l->v, l->n, sizeof(*l->v), target_cmp);
+	for (size_t i = 0; i < l->n; i++) {
+		Target key = { .pid = l->v[i].ppid };
+		/* A match whose parent matches too is a worker of that parent. */
+		l->v[i].leader = !leaders_only || !bsearch(&key, l->v, l->n, sizeof(*l->v), target_cmp);
+	}
+}
+
+int match_find_many(const Matcher *const *m, const bool *leaders_only, size_t n, bool details,
+		    TargetList *out)
+{
+	FindCtx ctx = { .m = m, .n = n, .details = details, .out = out };
+	ProcScanInfo scan;
+
+	for (size_t i = 0; i < n; i++)
+		target_list_done(&out[i]);
+	int r = proc_scan(find_visit, &ctx, &scan);
+	for (size_t i = 0; i < n; i++) {
+		if (r < 0) {
+			target_list_done(&out[i]);
+			continue;
+		}
+		out[i].scan = scan;
+		mark_leaders(&out[i], leaders_only[i]);
+	}
+	return r;
+}
+
 int match_find(const Matcher *m, bool leaders_only, bool details, TargetList *out)
 {
-	FindCtx ctx = { .m = m, .details = details, .out = out };
-
-	target_list_done(out);
-	int r = proc_scan(find_visit, &ctx, &out->scan);
-	if (r < 0) {
-		target_list_done(out);
-		return r;
-	}
-	qsort(out->v, out->n, sizeof(*out->v), target_cmp);
-	for (size_t i = 0; i < out->n; i++) {
-		Target key = { .pid = out->v[i].ppid };
-		/* A match whose parent matches too is a worker of that parent. */
-		out->v[i].leader = !leaders_only ||
-				   !bsearch(&key, out->v, out->n, sizeof(*out->v), target_cmp);
-	}
-	return 0;
+	return match_find_many(&m, &leaders_only, 1, details, out);
 }
 
 void target_list_done(TargetList *l)

@@ -45,6 +45,10 @@ typedef struct TargetList {
 /* Scans /proc for processes matching m, sorted by pid, each marked leader or not. With details,
  * uid and cmdline are read for each match. Returns 0 or -errno; out is reset first. */
 int match_find(const Matcher *m, bool leaders_only, bool details, TargetList *out);
+
+/* The same for n matchers in one scan of /proc: out[i] for m[i]. */
+int match_find_many(const Matcher *const *m, const bool *leaders_only, size_t n, bool details,
+		    TargetList *out);
 void target_list_done(TargetList *l);
 
 #endif

@@ -67,6 +67,7 @@ struct Watch {
 	size_t n_paths;
 	DirSet dirs; /* sorted by wd */
 	bool rearm;
+	uint64_t events;
 };
 
 static void dir_done(Dir *d)
@@ -497,6 +498,7 @@ int watch_read(Watch *w)
 			    (size_t)(n - off) < sizeof(*ev) + ev->len)
 				return -EIO; /* the kernel never splits a record: a broken read */
 			off += (ssize_t)(sizeof(*ev) + ev->len);
+			w->events++;
 			if (ev->mask & IN_Q_OVERFLOW)
 				overflow = true;
 			else if (!overflow && dispatch_event(w, ev))
@@ -505,6 +507,8 @@ int watch_read(Watch *w)
 	}
 	if (overflow) {
 		/* Events were lost: only a full re-arm and re-evaluation are safe. */
+		if (w->ops.overflow)
+			w->ops.overflow(w->ops.userdata);
 		int r = watch_arm(w);
 		report_all(w, IN_Q_OVERFLOW);
 		return r < 0 ? r : 0;
@@ -527,6 +531,11 @@ int watch_mounts_changed(Watch *w)
 size_t watch_count(const Watch *w)
 {
 	return w->dirs.n;
+}
+
+uint64_t watch_events(const Watch *w)
+{
+	return w->events;
 }
 
 bool watch_path_exists(const Watch *w, size_t i)

@@ -25,6 +25,8 @@ typedef struct WatchOps {
 			uint32_t mask, void *userdata);
 	/* A directory that path needs could not be watched (err: a negative errno). */
 	void (*error)(unsigned owner, const char *path, const char *dir, int err, void *userdata);
+	/* The kernel's queue overflowed: once, before every path is reported changed. */
+	void (*overflow)(void *userdata);
 	void *userdata;
 } WatchOps;
 
@@ -50,6 +52,8 @@ int watch_read(Watch *w);
 int watch_mounts_changed(Watch *w);
 
 size_t watch_count(const Watch *w);
+/* inotify events read so far. */
+uint64_t watch_events(const Watch *w);
 
 /* Whether path (index into the last watch_set) resolved to something that exists, and whether
  * every directory it needs is watched. */

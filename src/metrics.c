@@ -1,0 +1,332 @@
+/* metrics.c: counters kept by rule name (so they survive rule-file reloads), and the
+ * exposition, with the standard process_* metrics read from /proc/self. */
+#include "metrics.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "proc.h"
+#include "signame.h"
+
+typedef struct SigCount {
+	int sig;
+	uint64_t n;
+} SigCount;
+
+typedef struct RuleMetrics {
+	char *name;
+	uint64_t reloads[RESULT_N];
+	uint64_t errors[REASON_N];
+	SigCount *sent;
+	size_t n_sent;
+	bool last_ok;
+	double last_ok_ts;
+	bool has_hash;
+	unsigned char sha[DIGEST_LEN];
+} RuleMetrics;
+
+struct Metrics {
+	RuleMetrics *v;
+	size_t n;
+	bool rules_ok;
+	double rules_ok_ts;
+	uint64_t watch_errors[WATCH_ERR_N];
+};
+
+static const char *const result_names[RESULT_N] = { "signaled", "unchanged", "no_target", "failed",
+						    "held" };
+static const char *const reason_names[REASON_N] = { "eperm", "esrch", "no_handler", "target_exited",
+						    "other" };
+static const char *const watch_error_names[WATCH_ERR_N] = { "limit", "overflow", "access", "other" };
+
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const char *metrics_reason_name(SignalError reason)
+{
+	return reason_names[reason];
+}
+
+int metrics_new(Metrics **out)
+{
+	Metrics *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	m->rules_ok = true;
+	m->rules_ok_ts = wall_now();
+	*out = m;
+	return 0;
+}
+
+static void rule_metrics_done(RuleMetrics *r)
+{
+	free(r->name);
+	free(r->sent);
+}
+
+void metrics_free(Metrics *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->n; i++)
+		rule_metrics_done(&m->v[i]);
+	free(m->v);
+	free(m);
+}
+
+static int count_signal(RuleMetrics *r, int sig, uint64_t n)
+{
+	SigCount *v;
+
+	for (size_t i = 0; i < r->n_sent; i++)
+		if (r->sent[i].sig == sig) {
+			r->sent[i].n += n;
+			return 0;
+		}
+	if (!(v = reallocarray(r->sent, r->n_sent + 1, sizeof(*v))))
+		return -ENOMEM;
+	r->sent = v;
+	r->sent[r->n_sent++] = (SigCount){ .sig = sig, .n = n };
+	return 0;
+}
+
+int metrics_set_rules(Metrics *m, char *const *names, const int *signals, size_t n)
+{
+	RuleMetrics *v = calloc(n ? n : 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		RuleMetrics *old = NULL;
+		for (size_t j = 0; j < m->n && !old; j++)
+			if (m->v[j].name && strcmp(m->v[j].name, names[i]) == 0)
+				old = &m->v[j];
+		if (old) {
+			v[i] = *old;
+			*old = (RuleMetrics){ 0 };
+		} else {
+			v[i] = (RuleMetrics){ .name = strdup(names[i]), .last_ok = true,
+					      .last_ok_ts = wall_now() };
+		}
+		/* the rule's signal has a series from the start, at 0 */
+		if (!v[i].name || count_signal(&v[i], signals[i], 0) < 0) {
+			for (size_t j = 0; j <= i; j++)
+				rule_metrics_done(&v[j]);
+			free(v);
+			return -ENOMEM;
+		}
+	}
+	for (size_t j = 0; j < m->n; j++)
+		rule_metrics_done(&m->v[j]);
+	free(m->v);
+	m->v = v;
+	m->n = n;
+	return 0;
+}
+
+static RuleMetrics *find(Metrics *m, const char *rule)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->v[i].name, rule) == 0)
+			return &m->v[i];
+	return NULL;
+}
+
+void metrics_reload(Metrics *m, const char *rule, ReloadResult result)
+{
+	RuleMetrics *r = find(m, rule);
+
+	if (!r)
+		return;
+	r->reloads[result]++;
+	if (result == RESULT_SIGNALED) {
+		r->last_ok = true;
+		r->last_ok_ts = wall_now();
+	} else if (result == RESULT_FAILED) {
+		r->last_ok = false;
+	}
+}
+
+void metrics_signal_sent(Metrics *m, const char *rule, int sig)
+{
+	RuleMetrics *r = find(m, rule);
+
+	if (r)
+		count_signal(r, sig, 1);
+}
+
+void metrics_signal_error(Metrics *m, const char *rule, SignalError reason)
+{
+	RuleMetrics *r = find(m, rule);
+
+	if (r)
+		r->errors[reason]++;
+}
+
+void metrics_config_hash(Metrics *m, const char *rule, const unsigned char sha[DIGEST_LEN])
+{
+	RuleMetrics *r = find(m, rule);
+
+	if (!r)
+		return;
+	r->has_hash = true;
+	memcpy(r->sha, sha, DIGEST_LEN);
+}
+
+void metrics_rules_loaded(Metrics *m, bool ok)
+{
+	m->rules_ok = ok;
+	if (ok)
+		m->rules_ok_ts = wall_now();
+}
+
+void metrics_watch_error(Metrics *m, WatchError reason)
+{
+	m->watch_errors[reason]++;
+}
+
+static void header(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* process_* as the Prometheus client libraries name them. */
+static void render_process(FILE *f)
+{
+	ProcStat st;
+	char buf[1024];
+	unsigned long long utime, stime, vsize;
+	long rss;
+	long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	struct rlimit rl;
+	size_t fds = 0;
+
+	_cleanup_fclose_ FILE *sf = fopen("/proc/self/stat", "re");
+	if (!sf || !fgets(buf, sizeof(buf), sf) || proc_stat_parse(buf, strlen(buf), &st) < 0)
+		return;
+	/* after comm: state(3) ... utime(14) stime(15) ... vsize(23) rss(24) */
+	const char *p = strrchr(buf, ')') + 2;
+	if (sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
+		      "%*u %llu %ld",
+		   &utime, &stime, &vsize, &rss) != 4)
+		return;
+	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
+	for (struct dirent *de; d && (de = readdir(d));)
+		fds += de->d_name[0] != '.';
+	if (d)
+		fds--; /* the fd opendir itself holds */
+	unsigned long long btime = 0;
+	_cleanup_fclose_ FILE *pf = fopen("/proc/stat", "re");
+	while (pf && fgets(buf, sizeof(buf), pf))
+		if (sscanf(buf, "btime %llu", &btime) == 1)
+			break;
+
+	header(f, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+	fprintf(f, "process_cpu_seconds_total %.2f\n", (double)(utime + stime) / (double)tick);
+	header(f, "process_open_fds", "gauge", "Number of open file descriptors.");
+	fprintf(f, "process_open_fds %zu\n", fds);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		header(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+		fprintf(f, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+	}
+	header(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+	fprintf(f, "process_virtual_memory_bytes %llu\n", vsize);
+	header(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+	fprintf(f, "process_resident_memory_bytes %lld\n", (long long)rss * page);
+	header(f, "process_start_time_seconds", "gauge",
+	       "Start time of the process since unix epoch in seconds.");
+	fprintf(f, "process_start_time_seconds %.2f\n",
+		(double)btime + (double)st.starttime / (double)tick);
+}
+
+static void render_rules(FILE *f, const Metrics *m, const MetricsLive *live)
+{
+	char hex[DIGEST_HEX_LEN], sig[SIGNAME_MAX];
+
+	header(f, "sigreload_reloads_total", "counter", "Rule evaluations, by result.");
+	for (size_t i = 0; i < m->n; i++)
+		for (int r = 0; r < RESULT_N; r++)
+			fprintf(f, "sigreload_reloads_total{rule=\"%s\",result=\"%s\"} %llu\n",
+				m->v[i].name, result_names[r], (unsigned long long)m->v[i].reloads[r]);
+	header(f, "sigreload_signals_sent_total", "counter", "Signals sent to targets.");
+	for (size_t i = 0; i < m->n; i++)
+		for (size_t s = 0; s < m->v[i].n_sent; s++)
+			fprintf(f, "sigreload_signals_sent_total{rule=\"%s\",signal=\"%s\"} %llu\n",
+				m->v[i].name, signame_format(m->v[i].sent[s].sig, sig),
+				(unsigned long long)m->v[i].sent[s].n);
+	header(f, "sigreload_signal_errors_total", "counter", "Signals not delivered, by reason.");
+	for (size_t i = 0; i < m->n; i++)
+		for (int r = 0; r < REASON_N; r++)
+			fprintf(f, "sigreload_signal_errors_total{rule=\"%s\",reason=\"%s\"} %llu\n",
+				m->v[i].name, reason_names[r], (unsigned long long)m->v[i].errors[r]);
+	header(f, "sigreload_last_reload_successful", "gauge",
+	       "Whether the rule's last reload succeeded (1) or failed (0).");
+	for (size_t i = 0; i < m->n; i++)
+		fprintf(f, "sigreload_last_reload_successful{rule=\"%s\"} %d\n", m->v[i].name,
+			m->v[i].last_ok);
+	header(f, "sigreload_last_reload_success_timestamp_seconds", "gauge",
+	       "When the rule last reloaded its targets successfully (or started).");
+	for (size_t i = 0; i < m->n; i++)
+		fprintf(f, "sigreload_last_reload_success_timestamp_seconds{rule=\"%s\"} %.3f\n",
+			m->v[i].name, m->v[i].last_ok_ts);
+	header(f, "sigreload_config_hash_info", "gauge",
+	       "The SHA-256 digest of the rule's files that its targets last reloaded.");
+	for (size_t i = 0; i < m->n; i++)
+		if (m->v[i].has_hash)
+			fprintf(f, "sigreload_config_hash_info{rule=\"%s\",sha256=\"%s\"} 1\n",
+				m->v[i].name, digest_hex(m->v[i].sha, hex));
+	if (live->targets) {
+		header(f, "sigreload_targets", "gauge",
+		       "Processes the rule would signal now (leaders only), from a /proc scan.");
+		for (size_t i = 0; i < m->n; i++)
+			fprintf(f, "sigreload_targets{rule=\"%s\"} %zu\n", m->v[i].name,
+				live->targets[i]);
+	}
+}
+
+char *metrics_render(const Metrics *m, const MetricsLive *live, size_t *len)
+{
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+
+	if (!f)
+		return NULL;
+	header(f, "sigreload_build_info", "gauge", "sigreload's version.");
+	fprintf(f, "sigreload_build_info{version=\"%s\"} 1\n", SIGRELOAD_VERSION);
+	header(f, "sigreload_rules_last_reload_successful", "gauge",
+	       "Whether the rule file's last load succeeded (1) or it was invalid (0).");
+	fprintf(f, "sigreload_rules_last_reload_successful %d\n", m->rules_ok);
+	header(f, "sigreload_rules_last_reload_success_timestamp_seconds", "gauge",
+	       "When the rule file was last loaded successfully.");
+	fprintf(f, "sigreload_rules_last_reload_success_timestamp_seconds %.3f\n", m->rules_ok_ts);
+	header(f, "sigreload_watches", "gauge", "inotify watches held.");
+	fprintf(f, "sigreload_watches %zu\n", live->watches);
+	header(f, "sigreload_watch_events_total", "counter", "inotify events read.");
+	fprintf(f, "sigreload_watch_events_total %llu\n", (unsigned long long)live->watch_events);
+	header(f, "sigreload_watch_errors_total", "counter",
+	       "Directories that could not be watched, and queue overflows.");
+	for (int r = 0; r < WATCH_ERR_N; r++)
+		fprintf(f, "sigreload_watch_errors_total{reason=\"%s\"} %llu\n", watch_error_names[r],
+			(unsigned long long)m->watch_errors[r]);
+	render_rules(f, m, live);
+	render_process(f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}

@@ -1,0 +1,65 @@
+/* metrics.h: sigreload's counters and gauges, rendered in Prometheus text format 0.0.4. */
+#ifndef SIGRELOAD_METRICS_H
+#define SIGRELOAD_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+
+typedef enum {
+	RESULT_SIGNALED,
+	RESULT_UNCHANGED,
+	RESULT_NO_TARGET,
+	RESULT_FAILED,
+	RESULT_HELD,
+	RESULT_N,
+} ReloadResult;
+
+typedef enum {
+	REASON_EPERM,
+	REASON_ESRCH,
+	REASON_NO_HANDLER,
+	REASON_TARGET_EXITED,
+	REASON_OTHER,
+	REASON_N,
+} SignalError;
+
+typedef enum {
+	WATCH_ERR_LIMIT,    /* ENOSPC: max_user_watches */
+	WATCH_ERR_OVERFLOW, /* IN_Q_OVERFLOW */
+	WATCH_ERR_ACCESS,   /* EACCES */
+	WATCH_ERR_OTHER,
+	WATCH_ERR_N,
+} WatchError;
+
+typedef struct Metrics Metrics;
+
+int metrics_new(Metrics **out);
+void metrics_free(Metrics *m);
+
+/* The rules now configured, by name, with their signals: series of rules no longer there are
+ * dropped, those of new rules start at zero (their last_reload_successful at 1, as of now). */
+int metrics_set_rules(Metrics *m, char *const *names, const int *signals, size_t n);
+
+void metrics_reload(Metrics *m, const char *rule, ReloadResult result);
+void metrics_signal_sent(Metrics *m, const char *rule, int sig);
+void metrics_signal_error(Metrics *m, const char *rule, SignalError reason);
+void metrics_config_hash(Metrics *m, const char *rule, const unsigned char sha[DIGEST_LEN]);
+void metrics_rules_loaded(Metrics *m, bool ok);
+void metrics_watch_error(Metrics *m, WatchError reason);
+
+const char *metrics_reason_name(SignalError reason);
+
+/* What is read at scrape time rather than counted. */
+typedef struct MetricsLive {
+	size_t watches;
+	uint64_t watch_events;
+	const size_t *targets; /* per rule, in metrics_set_rules order; NULL if the scan failed */
+} MetricsLive;
+
+/* The exposition as a malloc'd string (NULL on ENOMEM). */
+char *metrics_render(const Metrics *m, const MetricsLive *live, size_t *len);
+
+#endif
