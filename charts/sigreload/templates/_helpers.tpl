@@ -53,7 +53,9 @@ the two equal). A constant, because in a parent chart .Chart is the parent's. */
 {{- end -}}
 # sigreload rule file (sigreload.yaml(5)), rendered by the sigreload chart from its values.
 # sigreload watches this file and applies a valid new version without a restart.
-{{ with $v.settings }}{{ toYaml . }}{{ end }}
+{{- with $v.settings }}
+{{ toYaml . }}
+{{- end }}
 metrics_listen: {{ if $v.metrics.enabled }}{{ printf ":%d" (int64 $v.metrics.port) | quote }}{{ else }}""{{ end }}
 rules:
 {{- range $v.rules }}
