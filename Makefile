@@ -30,7 +30,7 @@ HELPER_BIN := $(patsubst tests/helpers/%.c,$(B)/helpers/%,$(HELPER_SRC))
 # Debian packages for building, testing and linting; `make deps` installs the missing ones.
 DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev python3 \
 	libmicrohttpd-dev python3-pytest mandoc util-linux procps coreutils nginx curl inotify-tools \
-	openssl prometheus
+	openssl prometheus unzip yamllint python3-yaml
 
 .PHONY: all bench demo static test test-unit test-system asan format install clean deps helpers help
 
@@ -100,12 +100,14 @@ clean:
 deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		$$sudo apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "all Debian packages present"; fi
+	bash tests/tools/install-k8s-tools.sh
 
 help:
 	@echo "targets: all test test-unit test-system asan format install clean deps"
