@@ -74,6 +74,27 @@ int digest_fd(int fd, unsigned char out[DIGEST_LEN])
 	return 0;
 }
 
+int digest_file(const char *path, unsigned char out[DIGEST_LEN])
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	return digest_fd(fd, out);
+}
+
+int digest_buf(const void *buf, size_t len, unsigned char out[DIGEST_LEN])
+{
+	unsigned n;
+
+	if (!sha256() || !EVP_Digest(buf, len, out, &n, sha256(), NULL))
+		return digest_fail();
+	return 0;
+}
+
 static int list_add(DigestList *l, const char *name, const unsigned char sha[DIGEST_LEN])
 {
 	if (l->n >= DIGEST_MAX_FILES)

@@ -25,6 +25,10 @@ typedef void (*DigestSkipFn)(const char *name, const char *why, void *userdata);
 /* SHA-256 of everything readable from fd, streamed through a fixed buffer. 0 or -errno. */
 int digest_fd(int fd, unsigned char out[DIGEST_LEN]);
 
+/* SHA-256 of a regular file's content (never opens anything else), or of a buffer. */
+int digest_file(const char *path, unsigned char out[DIGEST_LEN]);
+int digest_buf(const void *buf, size_t len, unsigned char out[DIGEST_LEN]);
+
 /* Appends the regular files reachable from path to list: the file itself, or every file below
  * a directory, following symlinks, skipping names that start with '.', reading a directory that
  * holds "..data" (a ConfigMap or Secret volume) through that link in one consistent step.

@@ -67,8 +67,7 @@ struct Engine {
 	Watch *watch;
 	Timer *timer;
 	char *config_path; /* absolute, to watch */
-	unsigned char config_digest[DIGEST_LEN];
-	bool config_known;
+	unsigned char config_digest[DIGEST_LEN]; /* of the content last loaded or tried */
 	Burst config_burst;
 	uint64_t resync_due;
 	Metrics *metrics;
@@ -403,16 +402,6 @@ static void states_free(RuleState *v, size_t n)
 	free(v);
 }
 
-static bool config_digest(Engine *e, unsigned char out[DIGEST_LEN])
-{
-	DigestList l = { 0 };
-	char *path = e->config_path;
-	int r = digest_paths(&path, 1, &l, out, NULL, NULL);
-
-	digest_list_done(&l);
-	return r == 0;
-}
-
 /* Swaps in a new rule set. Rules whose name and paths are unchanged keep their digest (no
  * spurious signal); the others start from a fresh baseline. */
 static int install_rules(Engine *e, Rules *rules)
@@ -466,13 +455,13 @@ static void reload_rules(Engine *e, const char *why)
 {
 	RulesErrors errs;
 	Rules *rules;
-	unsigned char digest[DIGEST_LEN];
 
-	if (config_digest(e, digest)) {
-		memcpy(e->config_digest, digest, DIGEST_LEN);
-		e->config_known = true;
-	}
 	int r = rules_load(e->opt.config_file, &rules, &errs);
+	/* What was tried is not tried again until the file changes. */
+	if (r == 0)
+		memcpy(e->config_digest, rules->sha256, DIGEST_LEN);
+	else
+		digest_file(e->opt.config_file, e->config_digest);
 	for (size_t i = 0; i < errs.n; i++)
 		log_error("rule file error", LF_STR("err", errs.v[i]));
 	rules_errors_done(&errs);
@@ -504,12 +493,13 @@ static void config_changed(Engine *e)
 	unsigned char digest[DIGEST_LEN];
 
 	e->config_burst = (Burst){ 0 };
-	if (!config_digest(e, digest)) {
-		log_warn("rule file unreadable", LF_STR("path", e->opt.config_file),
+	int r = digest_file(e->opt.config_file, digest);
+	if (r < 0) {
+		log_warn("rule file unreadable", LF_STR("path", e->opt.config_file), LF_ERRNO(-r),
 			 LF_STR("next", "keeping the previous rules"));
 		return;
 	}
-	if (e->config_known && memcmp(digest, e->config_digest, DIGEST_LEN) == 0)
+	if (memcmp(digest, e->config_digest, DIGEST_LEN) == 0)
 		return;
 	reload_rules(e, "the rule file changed");
 }
@@ -861,8 +851,11 @@ int engine_start(Engine *e)
 		log_error("cannot set up inotify", LF_ERRNO(-r));
 		return r;
 	}
-	config_digest(e, e->config_digest);
-	e->config_known = true;
+	/* The rule file may have changed between its loading and its watch. */
+	memcpy(e->config_digest, e->rules->sha256, DIGEST_LEN);
+	unsigned char now[DIGEST_LEN];
+	if (digest_file(e->opt.config_file, now) == 0 && memcmp(now, e->config_digest, DIGEST_LEN))
+		e->config_burst = (Burst){ .start = timer_now(), .due = timer_now() };
 	for (size_t i = 0; i < e->n_states; i++)
 		baseline(e, &e->states[i]);
 	e->started = true;

@@ -15,6 +15,7 @@
 
 #include "addr.h"
 #include "cleanup.h"
+#include "digest.h"
 #include "duration.h"
 #include "signame.h"
 
@@ -684,6 +685,8 @@ int rules_parse(const char *file, const char *buf, size_t len, Rules **out, Rule
 		rules_free(rules);
 		return -ENOMEM;
 	}
+	if (digest_buf(buf, len, rules->sha256) < 0)
+		p.stop = true;
 	rules->settings = (Settings){ .debounce_ms = 200, .max_wait_ms = 5000, .handler_wait_ms = 10000,
 				      .verify_after_ms = 1000, .log_format = LOG_LOGFMT,
 				      .log_level = LEVEL_INFO };

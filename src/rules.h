@@ -39,6 +39,7 @@ typedef struct Rule {
 
 typedef struct Rules {
 	char *file;
+	unsigned char sha256[32]; /* of the bytes parsed: what a later change is compared with */
 	Settings settings;
 	Rule *v;
 	size_t n;
