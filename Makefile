@@ -20,6 +20,7 @@ ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS))
 
 B ?= build
+BIN ?= sigreload
 SRC := $(wildcard src/*.c)
 LIB_OBJ := $(patsubst src/%.c,$(B)/%.o,$(filter-out src/main.c,$(SRC)))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -32,11 +33,11 @@ DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev pyth
 	libmicrohttpd-dev python3-pytest mandoc util-linux procps coreutils nginx curl inotify-tools \
 	openssl prometheus unzip yamllint python3-yaml
 
-.PHONY: all bench demo static test test-unit test-system asan format install clean deps helpers help
+.PHONY: all asan bench demo static test test-unit test-system asan format install clean deps helpers help
 
-all: sigreload
+all: $(BIN)
 
-sigreload: $(B)/main.o $(LIB_OBJ)
+$(BIN): $(B)/main.o $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/%.o: src/%.c $(wildcard src/*.h) Makefile
@@ -54,11 +55,11 @@ $(B)/helpers/%: tests/helpers/%.c
 helpers: $(HELPER_BIN)
 
 # Benchmarks, side by side with what users run today; not part of `make test`.
-bench: sigreload helpers
-	SIGRELOAD_BIN=$(CURDIR)/sigreload SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers $(PYTHON) bench/run.py $(BENCH_ARGS)
+bench: $(BIN) helpers
+	SIGRELOAD_BIN=$(CURDIR)/$(BIN) SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers $(PYTHON) bench/run.py $(BENCH_ARGS)
 
 # sigreload's main job on the bundled example: real nginx reloaded in a PID namespace.
-demo: sigreload
+demo: $(BIN)
 	config/demo/run.sh
 
 test: test-unit test-system
@@ -66,8 +67,8 @@ test: test-unit test-system
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; SIGRELOAD_TESTS=$(CURDIR)/tests $$t; done
 
-test-system: sigreload helpers
-	SIGRELOAD_BIN=$(CURDIR)/sigreload SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers \
+test-system: $(BIN) helpers
+	SIGRELOAD_BIN=$(CURDIR)/$(BIN) SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/system $(PYTEST_ARGS)
 
 # A static binary (glibc, libcrypto, libyaml) for an image FROM scratch.
@@ -79,20 +80,17 @@ build/static/sigreload: $(B)/main.o $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) -static -Wl,-z,relro,-z,now -Wl,--no-warnings -o $@ $^ \
 		$(shell $(PKG_CONFIG) --static --libs $(PKGS))
 
-# The whole suite on an ASan + UBSan build (LeakSanitizer included).
+# The whole suite on an ASan + UBSan build (LeakSanitizer included): any report fails it.
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 asan:
-	$(MAKE) B=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-		LDFLAGS="-fsanitize=address,undefined" sigreload-asan test-unit
-	$(MAKE) B=build/asan test-system-asan
-
-sigreload-asan: $(B)/main.o $(LIB_OBJ)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $(B)/sigreload $^ $(LIBS)
+	$(MAKE) B=build/asan BIN=build/asan/sigreload CFLAGS="-O1 -g -fno-omit-frame-pointer $(SAN)" \
+		LDFLAGS="$(SAN)" ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 SIGRELOAD_SANITIZED=1 test
 
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h tests/helpers/*.c
 
-install: sigreload
-	install -D -m 0755 sigreload $(DESTDIR)$(PREFIX)/bin/sigreload
+install: $(BIN)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sigreload
 	install -D -m 0644 man/sigreload.8 $(DESTDIR)$(PREFIX)/share/man/man8/sigreload.8
 	install -D -m 0644 man/sigreload.yaml.5 $(DESTDIR)$(PREFIX)/share/man/man5/sigreload.yaml.5
 

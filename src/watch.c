@@ -307,7 +307,7 @@ static int dir_cmp(const void *a, const void *b)
 static Dir *find_wd(DirSet *s, int wd)
 {
 	Dir key = { .wd = wd };
-	return bsearch(&key, s->v, s->n, sizeof(*s->v), dir_cmp);
+	return s->n ? bsearch(&key, s->v, s->n, sizeof(*s->v), dir_cmp) : NULL;
 }
 
 static void report_error(Watch *w, size_t i, const char *dir, int err)
@@ -353,7 +353,8 @@ static int arm_once(Watch *w)
 			plan.v[n++] = plan.v[k];
 	}
 	plan.n = n;
-	qsort(plan.v, plan.n, sizeof(*plan.v), dir_cmp);
+	if (plan.n > 1)
+		qsort(plan.v, plan.n, sizeof(*plan.v), dir_cmp);
 	for (size_t k = 0; k < w->dirs.n; k++)
 		if (!find_wd(&plan, w->dirs.v[k].wd))
 			inotify_rm_watch(w->inotify.fd, w->dirs.v[k].wd);

@@ -446,7 +446,8 @@ def test_subpath_mount_is_warned_about(pod, workdir):
 def test_alone_in_its_pid_namespace_hints_at_share_process_namespace(workdir):
     vol = volume(workdir)
     (workdir / "r.yaml").write_text(rules(rule("app", [vol.root], "mydaemon")))
-    p = start(["unshare", "--pid", "--fork", "--mount-proc", BIN, "run", "-c", workdir / "r.yaml"])
+    p = start(["unshare", "--pid", "--fork", "--mount-proc", BIN, "run", "-c", workdir / "r.yaml",
+               "--metrics-listen", ""])
     try:
         log = Log(p.err)
         ev = log.expect("no other process is visible")
