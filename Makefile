@@ -86,6 +86,9 @@ asan:
 	$(MAKE) B=build/asan BIN=build/asan/sigreload CFLAGS="-O1 -g -fno-omit-frame-pointer $(SAN)" \
 		LDFLAGS="$(SAN)" ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 SIGRELOAD_SANITIZED=1 test
 
+# libFuzzer targets (clang): tests/fuzz/fuzz.mk defines them and the `fuzz` target.
+-include tests/fuzz/fuzz.mk
+
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h tests/helpers/*.c
 
