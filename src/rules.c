@@ -35,7 +35,8 @@ typedef struct Parser {
 	yaml_document_t doc;
 	Problem *problems;
 	size_t n_problems;
-	bool stop; /* too many errors, or out of memory */
+	bool stop;      /* too many errors, or out of memory */
+	bool truncated; /* more than RULES_MAX_ERRORS problems: the rest were dropped */
 } Parser;
 
 static const char *const top_keys[] = { "debounce",	"max_wait",  "resync",
@@ -75,8 +76,8 @@ static void perr_at(Parser *p, size_t line, size_t col, const char *fmt, ...)
 
 	if (p->stop)
 		return;
-	if (p->n_problems + 1 >= RULES_MAX_ERRORS) {
-		p->stop = true;
+	if (p->n_problems >= RULES_MAX_ERRORS) {
+		p->stop = p->truncated = true;
 		return;
 	}
 	va_start(ap, fmt);
@@ -117,7 +118,7 @@ static void report_problems(Parser *p, RulesErrors *errs)
 		add_error(errs, msg);
 		free(pr->msg);
 	}
-	if (p->stop && p->n_problems + 1 >= RULES_MAX_ERRORS &&
+	if (p->truncated &&
 	    asprintf(&msg, "%s: too many errors, stopped after %zu", p->file, p->n_problems) >= 0)
 		add_error(errs, msg);
 	free(p->problems);
