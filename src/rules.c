@@ -799,19 +799,71 @@ bool rules_same_paths(const Rule *a, const Rule *b)
 	return true;
 }
 
-/* A YAML double-quoted scalar, so that any byte reads back the same. */
+/* Length of the UTF-8 sequence at s and its code point, or 0 if it is not valid UTF-8. */
+static size_t utf8_decode(const unsigned char *s, uint32_t *out)
+{
+	static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	size_t len = 0;
+
+	if (s[0] < 0x80)
+		len = 1;
+	else if ((s[0] & 0xe0) == 0xc0)
+		len = 2;
+	else if ((s[0] & 0xf0) == 0xe0)
+		len = 3;
+	else if ((s[0] & 0xf8) == 0xf0)
+		len = 4;
+	uint32_t c = len == 1 ? s[0] : s[0] & (0x7fu >> len);
+
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0; /* also stops at the NUL */
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if (len == 0 || c < min[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*out = c;
+	return len;
+}
+
+/* What may stand as itself in a double-quoted scalar: libyaml's reader refuses control
+ * characters (C0, DEL, C1), and NEL, LS and PS would be folded as line breaks. */
+static bool yaml_plain_char(uint32_t c)
+{
+	return (c >= 0x20 && c <= 0x7e) || (c >= 0xa0 && c <= 0xd7ff && c != 0x2028 && c != 0x2029) ||
+	       (c >= 0xe000 && c <= 0xfffd && c != 0xfeff) || (c >= 0x10000 && c <= 0x10ffff);
+}
+
+/* s as YAML double-quoted scalar text (quoted) or as comment text, so that any value reads
+ * back the same. Bytes that are not UTF-8 can only come from a file name. */
+static void print_escaped(FILE *f, const char *s, bool quoted)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	uint32_t c;
+
+	if (quoted)
+		fputc('"', f);
+	while (*p) {
+		size_t n = utf8_decode(p, &c);
+		if (n == 0) {
+			fprintf(f, "\\x%02x", *p++);
+			continue;
+		}
+		if (quoted && (c == '"' || c == '\\'))
+			fprintf(f, "\\%c", (int)c);
+		else if (yaml_plain_char(c))
+			fwrite(p, 1, n, f);
+		else
+			fprintf(f, c < 0x100 ? "\\x%02x" : "\\u%04x", (unsigned)c);
+		p += n;
+	}
+	if (quoted)
+		fputc('"', f);
+}
+
 static void print_quoted(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		if (*c == '"' || *c == '\\')
-			fprintf(f, "\\%c", *c);
-		else if (*c < 0x20 || *c == 0x7f)
-			fprintf(f, "\\x%02x", *c);
-		else
-			fputc(*c, f);
-	}
-	fputc('"', f);
+	print_escaped(f, s, true);
 }
 
 static void print_duration(FILE *f, const char *indent, const char *key, uint64_t ms)
@@ -827,7 +879,9 @@ void rules_print(const Rules *rules, FILE *f)
 	char sig[SIGNAME_MAX];
 	uid_t uid;
 
-	fprintf(f, "# %s: valid, %zu rule%s (every default written out)\n", rules->file, rules->n,
+	fputs("# ", f);
+	print_escaped(f, rules->file, false); /* a newline in the name would end the comment */
+	fprintf(f, ": valid, %zu rule%s (every default written out)\n", rules->n,
 		rules->n == 1 ? "" : "s");
 	print_duration(f, "", "debounce", s->debounce_ms);
 	print_duration(f, "", "max_wait", s->max_wait_ms);
@@ -840,7 +894,10 @@ void rules_print(const Rules *rules, FILE *f)
 	fputs("\nrules:\n", f);
 	for (size_t i = 0; i < rules->n; i++) {
 		const Rule *r = &rules->v[i];
-		fprintf(f, "  - name: %s\n    paths:\n", r->name);
+		/* quoted: names such as null, true or - would read back as something else */
+		fputs("  - name: ", f);
+		print_quoted(f, r->name);
+		fputs("\n    paths:\n", f);
 		for (size_t j = 0; j < r->n_paths; j++) {
 			fputs("      - ", f);
 			print_quoted(f, r->paths[j]);
