@@ -629,14 +629,15 @@ static void parse_root(Parser *p, yaml_node_t *root, Rules *rules)
 		perr(p, root, "no rules: add rules: with at least one rule");
 }
 
-/* libyaml's reader reports a byte offset; turn it into line and column. */
+/* libyaml's reader reports a byte offset; turn it into line and column. Columns count
+ * characters, as the parser's marks do: UTF-8 continuation bytes are not counted. */
 static void offset_to_mark(const char *buf, size_t len, size_t off, size_t *line, size_t *col)
 {
 	*line = *col = 0;
 	for (size_t i = 0; i < off && i < len; i++) {
 		if (buf[i] == '\n')
 			(*line)++, *col = 0;
-		else
+		else if (((unsigned char)buf[i] & 0xc0) != 0x80)
 			(*col)++;
 	}
 }
