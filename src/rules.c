@@ -190,7 +190,8 @@ static void unknown_key(Parser *p, const yaml_node_t *key, const char *where,
 
 	for (size_t i = 0; i < nkeys; i++) {
 		size_t d = edit_distance(name, keys[i]);
-		if (d < best_d)
+		/* "x" is two edits from "exe", but that is no reason to suggest it */
+		if (d < best_d && 2 * d <= strlen(name))
 			best_d = d, best = keys[i];
 		strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
 		strncat(list, keys[i], sizeof(list) - strlen(list) - 1);
@@ -283,12 +284,17 @@ static bool get_bool(Parser *p, yaml_node_t *n, const char *key, bool *out)
 {
 	static const char *const yes[] = { "true", "True", "TRUE" }, *const no[] = { "false", "False", "FALSE" };
 
-	if (n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
-		for (size_t i = 0; i < ELEMENTSOF(yes); i++)
-			if (strcmp(scalar(n), yes[i]) == 0 || strcmp(scalar(n), no[i]) == 0) {
-				*out = strcmp(scalar(n), yes[i]) == 0;
-				return true;
-			}
+	for (size_t i = 0; n->type == YAML_SCALAR_NODE && i < ELEMENTSOF(yes); i++) {
+		if (strcmp(scalar(n), yes[i]) != 0 && strcmp(scalar(n), no[i]) != 0)
+			continue;
+		if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+			perr(p, n, "%s must be true or false, not the string \"%s\": remove the quotes",
+			     key, scalar(n));
+			return false;
+		}
+		*out = strcmp(scalar(n), yes[i]) == 0;
+		return true;
+	}
 	if (n->type == YAML_SCALAR_NODE && !is_null(n))
 		perr(p, n, "%s must be true or false, not \"%s\"", key, scalar(n));
 	else
@@ -474,11 +480,17 @@ static bool get_signal(Parser *p, yaml_node_t *n, int *out)
 
 	if (!s)
 		return false;
-	if (signame_parse(s, out) < 0) {
+	if (signame_parse(s, out) == 0)
+		return true;
+	if (!*s || s[strspn(s, "0123456789")] != '\0')
 		perr(p, n, "unknown signal \"%s\": use a name (SIGHUP or HUP), a number (1), or RTMIN+n", s);
-		return false;
-	}
-	return true;
+	else if (strlen(s) <= 2 && atoi(s) >= 32 && atoi(s) < SIGRTMIN)
+		perr(p, n, "signal %s is reserved by the C library for its threads: use 1 to 31, or RTMIN+n (%d to %d)",
+		     s, SIGRTMIN, SIGRTMAX);
+	else
+		perr(p, n, "signal %s does not exist: use 1 to 31, or RTMIN+n (%d to %d)", s, SIGRTMIN,
+		     SIGRTMAX);
+	return false;
 }
 
 /* Rule-level durations fall back to the global settings. */
@@ -642,6 +654,20 @@ static void offset_to_mark(const char *buf, size_t len, size_t off, size_t *line
 	}
 }
 
+/* The byte at a parser mark (line, column in characters), or -1. */
+static int byte_at(const Parser *p, size_t line, size_t col)
+{
+	size_t i = 0;
+
+	for (; i < p->len && line > 0; i++)
+		if (p->buf[i] == '\n')
+			line--;
+	for (; i < p->len && p->buf[i] != '\n'; i++)
+		if (((unsigned char)p->buf[i] & 0xc0) != 0x80 && col-- == 0)
+			return (unsigned char)p->buf[i];
+	return -1;
+}
+
 static void yaml_error(Parser *p, const yaml_parser_t *y)
 {
 	size_t line, col;
@@ -650,11 +676,20 @@ static void yaml_error(Parser *p, const yaml_parser_t *y)
 		perr_at(p, 0, 0, "out of memory while reading YAML");
 	} else if (y->error == YAML_READER_ERROR) {
 		offset_to_mark(p->buf, p->len, y->problem_offset, &line, &col);
-		if (y->problem_value != -1)
-			perr_at(p, line, col, "not valid UTF-8 text (%s #%X): save the file as UTF-8",
+		if (strstr(y->problem, "control characters") && y->problem_value >= 0)
+			perr_at(p, line, col,
+				"control character U+%04X is not allowed in a YAML file: remove it",
+				(unsigned)y->problem_value);
+		else if (y->problem_value != -1)
+			perr_at(p, line, col, "not valid UTF-8 text (%s 0x%02X): save the file as UTF-8",
 				y->problem, (unsigned)y->problem_value);
 		else
-			perr_at(p, line, col, "cannot read the text: %s", y->problem);
+			perr_at(p, line, col, "not valid UTF-8 text (%s): save the file as UTF-8",
+				y->problem);
+	} else if (byte_at(p, y->problem_mark.line, y->problem_mark.column) == '\t') {
+		/* libyaml says "found character that cannot start any token" */
+		perr_at(p, y->problem_mark.line, y->problem_mark.column,
+			"YAML syntax error: a tab in the indentation: indent with spaces, YAML does not allow tabs there");
 	} else if (y->context) {
 		perr_at(p, y->problem_mark.line, y->problem_mark.column,
 			"YAML syntax error: %s (%s that starts at line %zu, column %zu)", y->problem,
