@@ -502,8 +502,8 @@ static void rule_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t g
 }
 
 /* Parses rule number index (from 1) into r; *name_node receives its name's node, if any. */
-static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *s,
-		       yaml_node_t *const *global, Rule *r, yaml_node_t **name_node)
+static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *s, Rule *r,
+		       yaml_node_t **name_node)
 {
 	yaml_node_t *f[R_N];
 	char label[RULES_NAME_MAX + 32];
@@ -545,19 +545,17 @@ static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *
 	rule_duration(p, f[R_MAX_WAIT], "max_wait", s->max_wait_ms, &r->max_wait_ms);
 	rule_duration(p, f[R_HANDLER_WAIT], "handler_wait", s->handler_wait_ms, &r->handler_wait_ms);
 	rule_duration(p, f[R_VERIFY_AFTER], "verify_after", s->verify_after_ms, &r->verify_after_ms);
-	if (r->max_wait_ms < r->debounce_ms) {
+	/* a rule that sets neither inherits the pair checked once at the top level */
+	if ((f[R_DEBOUNCE] || f[R_MAX_WAIT]) && r->max_wait_ms < r->debounce_ms) {
 		char d[32], m[32];
-		yaml_node_t *at = f[R_MAX_WAIT]	   ? f[R_MAX_WAIT]
-				  : f[R_DEBOUNCE]  ? f[R_DEBOUNCE]
-				  : global[TOP_MAX_WAIT] ? global[TOP_MAX_WAIT]
-							 : global[TOP_DEBOUNCE];
-		perr(p, at, "max_wait (%s) is shorter than debounce (%s) in %s: set max_wait to at least %s",
+		perr(p, f[R_MAX_WAIT] ? f[R_MAX_WAIT] : f[R_DEBOUNCE],
+		     "max_wait (%s) is shorter than debounce (%s) in %s: set max_wait to at least %s",
 		     duration_format(r->max_wait_ms, m, sizeof(m)),
 		     duration_format(r->debounce_ms, d, sizeof(d)), label, d);
 	}
 }
 
-static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules, yaml_node_t *const *global)
+static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules)
 {
 	if (n->type != YAML_SEQUENCE_NODE || n->data.sequence.items.top == n->data.sequence.items.start) {
 		perr(p, n, "rules must be a list of one or more rules, not %s",
@@ -577,7 +575,7 @@ static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules, yaml_node_t *co
 	     it < n->data.sequence.items.top && !p->stop; it++) {
 		yaml_node_t *item = node_at(p, *it), *name_node = NULL;
 		Rule *r = &rules->v[rules->n++];
-		parse_rule(p, item, rules->n, &rules->settings, global, r, &name_node);
+		parse_rule(p, item, rules->n, &rules->settings, r, &name_node);
 		for (size_t i = 0; r->name && i + 1 < rules->n; i++)
 			if (rules->v[i].name && strcmp(rules->v[i].name, r->name) == 0) {
 				perr(p, name_node, "duplicate rule name \"%s\": rule names must be unique",
@@ -599,6 +597,13 @@ static void parse_settings(Parser *p, yaml_node_t *const *f, Settings *s)
 		get_duration(p, f[TOP_HANDLER_WAIT], "handler_wait", &s->handler_wait_ms);
 	if (f[TOP_VERIFY_AFTER])
 		get_duration(p, f[TOP_VERIFY_AFTER], "verify_after", &s->verify_after_ms);
+	if ((f[TOP_DEBOUNCE] || f[TOP_MAX_WAIT]) && s->max_wait_ms < s->debounce_ms) {
+		char d[32], m[32];
+		perr(p, f[TOP_MAX_WAIT] ? f[TOP_MAX_WAIT] : f[TOP_DEBOUNCE],
+		     "max_wait (%s) is shorter than debounce (%s): set max_wait to at least %s",
+		     duration_format(s->max_wait_ms, m, sizeof(m)),
+		     duration_format(s->debounce_ms, d, sizeof(d)), d);
+	}
 	if (f[TOP_RESYNC] && get_duration(p, f[TOP_RESYNC], "resync", &s->resync_ms) &&
 	    s->resync_ms > 0 && s->resync_ms < 1000)
 		perr(p, f[TOP_RESYNC], "resync must be 0 (never) or at least 1s");
@@ -636,7 +641,7 @@ static void parse_root(Parser *p, yaml_node_t *root, Rules *rules)
 	map_keys(p, root, "at the top level", top_keys, TOP_N, f);
 	parse_settings(p, f, &rules->settings);
 	if (f[TOP_RULES])
-		parse_rules(p, f[TOP_RULES], rules, f);
+		parse_rules(p, f[TOP_RULES], rules);
 	else if (!p->stop)
 		perr(p, root, "no rules: add rules: with at least one rule");
 }
