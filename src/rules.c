@@ -432,6 +432,20 @@ static void parse_paths(Parser *p, yaml_node_t *n, Rule *r)
 	}
 }
 
+/* A match string. An empty one is refused: as a regex it would match every process, as a glob
+ * none; either way it is a mistake (a template that expanded to nothing). */
+static const char *get_pattern(Parser *p, yaml_node_t *n, const char *key, const char *what,
+			       size_t max)
+{
+	const char *s = get_string(p, n, key, what, max);
+
+	if (s && !*s) {
+		perr(p, n, "%s is empty: write %s", key, what);
+		return NULL;
+	}
+	return s;
+}
+
 static void parse_match(Parser *p, yaml_node_t *n, Rule *r)
 {
 	yaml_node_t *f[M_N];
@@ -448,13 +462,13 @@ static void parse_match(Parser *p, yaml_node_t *n, Rule *r)
 	}
 	map_keys(p, n, "in match", match_keys, M_N, f);
 	if (f[M_COMM])
-		ok &= (comm = get_string(p, f[M_COMM], "comm", "a glob such as nginx", GLOB_MAX)) != NULL;
+		ok &= (comm = get_pattern(p, f[M_COMM], "comm", "a glob such as nginx", GLOB_MAX)) != NULL;
 	if (f[M_CMDLINE])
-		ok &= (cmdline = get_string(p, f[M_CMDLINE], "cmdline", "a regular expression",
-					    REGEX_MAX)) != NULL;
+		ok &= (cmdline = get_pattern(p, f[M_CMDLINE], "cmdline", "a regular expression",
+					     REGEX_MAX)) != NULL;
 	if (f[M_EXE])
-		ok &= (exe = get_string(p, f[M_EXE], "exe", "a glob such as /usr/sbin/nginx",
-					PATH_MAX - 1)) != NULL;
+		ok &= (exe = get_pattern(p, f[M_EXE], "exe", "a glob such as /usr/sbin/nginx",
+					 PATH_MAX - 1)) != NULL;
 	if (f[M_UID])
 		ok &= (has_uid = get_uid(p, f[M_UID], &uid));
 	if (!ok || (!comm && !cmdline && !exe && !has_uid)) {
