@@ -188,6 +188,11 @@ static void unknown_key(Parser *p, const yaml_node_t *key, const char *where,
 	size_t best_d = 3;
 	char list[256] = "";
 
+	if (strcmp(name, "<<") == 0) {
+		perr(p, key, "merge keys (<<) are not supported %s: write the keys out, or reuse a whole value with an alias (match: *m)",
+		     where);
+		return;
+	}
 	for (size_t i = 0; i < nkeys; i++) {
 		size_t d = edit_distance(name, keys[i]);
 		/* "x" is two edits from "exe", but that is no reason to suggest it */
@@ -529,7 +534,7 @@ static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *
 	}
 	map_keys(p, n, "in a rule", rule_keys, R_N, f);
 	*name_node = f[R_NAME];
-	const char *name = f[R_NAME] ? get_string(p, f[R_NAME], "name", "a name", STRING_MAX) : NULL;
+	const char *name = f[R_NAME] ? get_string(p, f[R_NAME], "name", "a name such as nginx", STRING_MAX) : NULL;
 	if (name && valid_name(name))
 		snprintf(label, sizeof(label), "rule \"%s\"", name);
 	else
