@@ -267,6 +267,7 @@ static const char *get_string(Parser *p, yaml_node_t *n, const char *key, const 
 
 static bool get_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t *out)
 {
+	char max[32];
 	const char *s = get_scalar(p, n, key, "a duration such as 200ms or 5s");
 
 	if (!s)
@@ -275,8 +276,8 @@ static bool get_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t *o
 	case 0:
 		return true;
 	case -ERANGE:
-		perr(p, n, "%s \"%s\" is too long: at most %llus (one week)", key, s,
-		     DURATION_MAX_MS / 1000);
+		perr(p, n, "%s \"%s\" is too long: at most %s (one week)", key, s,
+		     duration_format(DURATION_MAX_MS, max, sizeof(max)));
 		return false;
 	default:
 		perr(p, n, "%s \"%s\" is not a duration: write a whole number and a unit, ms, s, m or h (200ms, 5s, 1m), or 0",
@@ -429,7 +430,11 @@ static void parse_paths(Parser *p, yaml_node_t *n, Rule *r)
 		for (size_t i = 0; i < r->n_paths && !dup; i++)
 			dup = strcmp(r->paths[i], norm) == 0;
 		if (dup) {
-			perr(p, item, "duplicate path \"%s\": list it once", norm);
+			if (strcmp(s, norm) == 0)
+				perr(p, item, "duplicate path \"%s\": list it once", s);
+			else
+				perr(p, item, "duplicate path \"%s\" (the same as \"%s\"): list it once", s,
+				     norm);
 			free(norm);
 			continue;
 		}
@@ -574,6 +579,20 @@ static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *
 	}
 }
 
+/* The value of key in a mapping, or NULL. */
+static yaml_node_t *map_get(Parser *p, yaml_node_t *map, const char *key)
+{
+	if (!map || map->type != YAML_MAPPING_NODE)
+		return NULL;
+	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+	     pair < map->data.mapping.pairs.top; pair++) {
+		yaml_node_t *k = node_at(p, pair->key);
+		if (k && k->type == YAML_SCALAR_NODE && strcmp(scalar(k), key) == 0)
+			return node_at(p, pair->value);
+	}
+	return NULL;
+}
+
 static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules)
 {
 	if (n->type != YAML_SEQUENCE_NODE || n->data.sequence.items.top == n->data.sequence.items.start) {
@@ -583,7 +602,8 @@ static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules)
 	}
 	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count > RULES_MAX_RULES) {
-		perr(p, n, "too many rules (%zu; at most %d)", count, RULES_MAX_RULES);
+		perr(p, n, "too many rules (%zu; at most %d): let one rule watch several paths",
+		     count, RULES_MAX_RULES);
 		return;
 	}
 	if (!(rules->v = calloc(count, sizeof(*rules->v)))) {
@@ -597,8 +617,11 @@ static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules)
 		parse_rule(p, item, rules->n, &rules->settings, r, &name_node);
 		for (size_t i = 0; r->name && i + 1 < rules->n; i++)
 			if (rules->v[i].name && strcmp(rules->v[i].name, r->name) == 0) {
-				perr(p, name_node, "duplicate rule name \"%s\": rule names must be unique",
-				     r->name);
+				yaml_node_t *first = map_get(p, node_at(p, n->data.sequence.items.start[i]),
+							     "name");
+				perr(p, name_node,
+				     "duplicate rule name \"%s\" (first at line %zu): rule names must be unique",
+				     r->name, first ? first->start_mark.line + 1 : 0);
 				break;
 			}
 	}
@@ -699,14 +722,21 @@ static void yaml_error(Parser *p, const yaml_parser_t *y)
 	if (y->error == YAML_MEMORY_ERROR) {
 		perr_at(p, 0, 0, "out of memory while reading YAML");
 	} else if (y->error == YAML_READER_ERROR) {
-		offset_to_mark(p->buf, p->len, y->problem_offset, &line, &col);
-		if (strstr(y->problem, "control characters") && y->problem_value >= 0)
+		size_t off = y->problem_offset < p->len ? y->problem_offset : p->len;
+		bool control = strstr(y->problem, "control characters") && y->problem_value >= 0;
+		/* libyaml points at the byte that fails to continue a sequence: go back to the
+		 * byte that started it, the one the user has to fix (a Latin-1 é, say) */
+		if (strstr(y->problem, "trailing") && off > 0)
+			while (--off > 0 && ((unsigned char)p->buf[off] & 0xc0) == 0x80)
+				;
+		offset_to_mark(p->buf, p->len, off, &line, &col);
+		if (control)
 			perr_at(p, line, col,
 				"control character U+%04X is not allowed in a YAML file: remove it",
 				(unsigned)y->problem_value);
-		else if (y->problem_value != -1)
-			perr_at(p, line, col, "not valid UTF-8 text (%s 0x%02X): save the file as UTF-8",
-				y->problem, (unsigned)y->problem_value);
+		else if (off < p->len)
+			perr_at(p, line, col, "not valid UTF-8 text (byte 0x%02X): save the file as UTF-8",
+				(unsigned char)p->buf[off]);
 		else
 			perr_at(p, line, col, "not valid UTF-8 text (%s): save the file as UTF-8",
 				y->problem);
@@ -757,7 +787,8 @@ int rules_parse(const char *file, const char *buf, size_t len, Rules **out, Rule
 	} else {
 		yaml_node_t *root = yaml_document_get_root_node(&p.doc);
 		if (!root)
-			perr_at(&p, 0, 0, "the file is empty: it needs at least rules: with one rule");
+			perr_at(&p, 0, 0, "the file %s: it needs at least rules: with one rule",
+				len == 0 ? "is empty" : "holds only comments and blank lines");
 		else if (!yaml_parser_load(y, &extra))
 			yaml_error(&p, y);
 		else {
