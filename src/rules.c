@@ -280,6 +280,10 @@ static bool get_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t *o
 		     duration_format(DURATION_MAX_MS, max, sizeof(max)));
 		return false;
 	default:
+		if (s[strspn(s, "0123456789")] == '\0') {
+			perr(p, n, "%s \"%s\" has no unit: write %sms or %ss", key, s, s, s);
+			return false;
+		}
 		perr(p, n, "%s \"%s\" is not a duration: write a whole number and a unit, ms, s, m or h (200ms, 5s, 1m), or 0",
 		     key, s);
 		return false;
