@@ -554,7 +554,7 @@ static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *
 	else if (name && !(r->name = strdup(name)))
 		p->stop = true;
 	if (!f[R_NAME])
-		perr(p, n, "rule has no name: add name: with a unique name");
+		perr(p, n, "%s has no name: add name: with a unique name", label);
 	if (f[R_PATHS])
 		parse_paths(p, f[R_PATHS], r);
 	else
