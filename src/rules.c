@@ -437,7 +437,8 @@ static void parse_paths(Parser *p, yaml_node_t *n, Rule *r)
 			if (strcmp(s, norm) == 0)
 				perr(p, item, "duplicate path \"%s\": list it once", s);
 			else
-				perr(p, item, "duplicate path \"%s\" (the same as \"%s\"): list it once", s,
+				perr(p, item,
+				     "duplicate path \"%s\" (the same as \"%s\"): list it once", s,
 				     norm);
 			free(norm);
 			continue;
@@ -476,7 +477,8 @@ static void parse_match(Parser *p, yaml_node_t *n, Rule *r)
 	}
 	map_keys(p, n, "in match", match_keys, M_N, f);
 	if (f[M_COMM])
-		ok &= (comm = get_pattern(p, f[M_COMM], "comm", "a glob such as nginx", GLOB_MAX)) != NULL;
+		ok &= (comm = get_pattern(p, f[M_COMM], "comm", "a glob such as nginx",
+					  GLOB_MAX)) != NULL;
 	if (f[M_CMDLINE])
 		ok &= (cmdline = get_pattern(p, f[M_CMDLINE], "cmdline", "a regular expression",
 					     REGEX_MAX)) != NULL;
@@ -516,8 +518,8 @@ static bool get_signal(Parser *p, yaml_node_t *n, int *out)
 		perr(p, n, "signal %s is reserved by the C library for its threads: use 1 to 31, or RTMIN+n (%d to %d)",
 		     s, SIGRTMIN, SIGRTMAX);
 	else
-		perr(p, n, "signal %s does not exist: use 1 to 31, or RTMIN+n (%d to %d)", s, SIGRTMIN,
-		     SIGRTMAX);
+		perr(p, n, "signal %s does not exist: use 1 to 31, or RTMIN+n (%d to %d)", s,
+		     SIGRTMIN, SIGRTMAX);
 	return false;
 }
 
@@ -543,7 +545,9 @@ static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *
 	}
 	map_keys(p, n, "in a rule", rule_keys, R_N, f);
 	*name_node = f[R_NAME];
-	const char *name = f[R_NAME] ? get_string(p, f[R_NAME], "name", "a name such as nginx", STRING_MAX) : NULL;
+	const char *name =
+		f[R_NAME] ? get_string(p, f[R_NAME], "name", "a name such as nginx", STRING_MAX)
+			  : NULL;
 	if (name && valid_name(name))
 		snprintf(label, sizeof(label), "rule \"%s\"", name);
 	else
@@ -621,8 +625,8 @@ static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules)
 		parse_rule(p, item, rules->n, &rules->settings, r, &name_node);
 		for (size_t i = 0; r->name && i + 1 < rules->n; i++)
 			if (rules->v[i].name && strcmp(rules->v[i].name, r->name) == 0) {
-				yaml_node_t *first = map_get(p, node_at(p, n->data.sequence.items.start[i]),
-							     "name");
+				yaml_node_t *prev = node_at(p, n->data.sequence.items.start[i]);
+				yaml_node_t *first = map_get(p, prev, "name");
 				perr(p, name_node,
 				     "duplicate rule name \"%s\" (first at line %zu): rule names must be unique",
 				     r->name, first ? first->start_mark.line + 1 : 0);
@@ -925,7 +929,8 @@ static size_t utf8_decode(const unsigned char *s, uint32_t *out)
  * characters (C0, DEL, C1), and NEL, LS and PS would be folded as line breaks. */
 static bool yaml_plain_char(uint32_t c)
 {
-	return (c >= 0x20 && c <= 0x7e) || (c >= 0xa0 && c <= 0xd7ff && c != 0x2028 && c != 0x2029) ||
+	return (c >= 0x20 && c <= 0x7e) ||
+	       (c >= 0xa0 && c <= 0xd7ff && c != 0x2028 && c != 0x2029) ||
 	       (c >= 0xe000 && c <= 0xfffd && c != 0xfeff) || (c >= 0x10000 && c <= 0x10ffff);
 }
 
