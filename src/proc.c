@@ -48,9 +48,10 @@ static int parse_ull(const char *p, const char *end, unsigned long long *out)
 	const char *start = p;
 
 	for (; p < end && *p >= '0' && *p <= '9'; p++) {
-		if (v > (ULLONG_MAX - 9) / 10)
+		unsigned d = (unsigned)(*p - '0');
+		if (v > ULLONG_MAX / 10 || (v == ULLONG_MAX / 10 && d > ULLONG_MAX % 10))
 			return -EINVAL;
-		v = v * 10 + (unsigned)(*p - '0');
+		v = v * 10 + d;
 	}
 	if (p == start || (p < end && *p != ' ' && *p != '\n'))
 		return -EINVAL;
