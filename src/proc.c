@@ -26,15 +26,16 @@ struct ProcEntry {
 	char exe[PATH_MAX];
 };
 
-/* Field n (1-based, as in proc(5)) of the part after comm; p points just past the ')'. */
+/* Field n (1-based, as in proc(5)) of the part after comm; p points just past the ')'. The
+ * kernel separates fields with exactly one space: a line that does not is refused rather than
+ * read with its fields shifted. */
 static const char *stat_field(const char *p, const char *end, int n)
 {
-	int field = 2; /* comm */
-	while (p < end && field < n) {
-		while (p < end && *p == ' ')
-			p++;
-		field++;
-		if (field == n)
+	for (int field = 2; field < n; field++) {
+		if (p >= end || *p != ' ')
+			return NULL;
+		p++;
+		if (field + 1 == n)
 			return p < end ? p : NULL;
 		while (p < end && *p != ' ')
 			p++;
@@ -59,6 +60,19 @@ static int parse_ull(const char *p, const char *end, unsigned long long *out)
 	return 0;
 }
 
+/* A number field of stat: the line goes on after it, so a read cut short inside the number
+ * (which would give a smaller start time, a wrong identity) is refused. */
+static int parse_stat_num(const char *p, const char *end, unsigned long long *out)
+{
+	const char *q = p;
+
+	while (q < end && *q >= '0' && *q <= '9')
+		q++;
+	if (q == end)
+		return -EINVAL;
+	return parse_ull(p, end, out);
+}
+
 int proc_stat_parse(const char *buf, size_t len, ProcStat *out)
 {
 	const char *end = buf + len, *open, *close = NULL;
@@ -80,8 +94,8 @@ int proc_stat_parse(const char *buf, size_t len, ProcStat *out)
 	const char *p = close + 1;
 	const char *state = stat_field(p, end, 3), *f4 = stat_field(p, end, 4),
 		   *f9 = stat_field(p, end, 9), *f22 = stat_field(p, end, 22);
-	if (!state || !f4 || !f9 || !f22 || parse_ull(f4, end, &ppid) < 0 ||
-	    parse_ull(f9, end, &flags) < 0 || parse_ull(f22, end, &start) < 0)
+	if (!state || *state == ' ' || !f4 || !f9 || !f22 || parse_stat_num(f4, end, &ppid) < 0 ||
+	    parse_stat_num(f9, end, &flags) < 0 || parse_stat_num(f22, end, &start) < 0)
 		return -EINVAL;
 	if (pid == 0 || pid > INT_MAX || ppid > INT_MAX || flags > UINT_MAX)
 		return -EINVAL;
