@@ -121,8 +121,8 @@ static int parse_hex64(const char *p, const char *end, uint64_t *out)
 		v = (v << 4) | (uint64_t)(isdigit((unsigned char)*p) ? *p - '0'
 								 : (tolower((unsigned char)*p) - 'a' + 10));
 	}
-	if (digits == 0)
-		return -EINVAL;
+	if (digits == 0 || (p < end && *p != ' ' && *p != '\t'))
+		return -EINVAL; /* "12zz" is not 0x12 */
 	*out = v;
 	return 0;
 }
