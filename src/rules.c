@@ -110,7 +110,8 @@ static void report_problems(Parser *p, RulesErrors *errs)
 {
 	char *msg;
 
-	qsort(p->problems, p->n_problems, sizeof(*p->problems), problem_cmp);
+	if (p->n_problems > 1) /* qsort(NULL, 0, ...) is undefined */
+		qsort(p->problems, p->n_problems, sizeof(*p->problems), problem_cmp);
 	for (size_t i = 0; i < p->n_problems; i++) {
 		Problem *pr = &p->problems[i];
 		if (asprintf(&msg, "%s:%zu:%zu: %s", p->file, pr->line + 1, pr->col + 1, pr->msg) < 0)
