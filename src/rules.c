@@ -37,6 +37,7 @@ typedef struct Parser {
 	size_t n_problems;
 	bool stop;      /* too many errors, or out of memory */
 	bool truncated; /* more than RULES_MAX_ERRORS problems: the rest were dropped */
+	bool inherits_pair; /* a rule sets neither debounce nor max_wait */
 } Parser;
 
 static const char *const top_keys[] = { "debounce",	"max_wait",  "resync",
@@ -578,8 +579,10 @@ static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *
 	rule_duration(p, f[R_MAX_WAIT], "max_wait", s->max_wait_ms, &r->max_wait_ms);
 	rule_duration(p, f[R_HANDLER_WAIT], "handler_wait", s->handler_wait_ms, &r->handler_wait_ms);
 	rule_duration(p, f[R_VERIFY_AFTER], "verify_after", s->verify_after_ms, &r->verify_after_ms);
-	/* a rule that sets neither inherits the pair checked once at the top level */
-	if ((f[R_DEBOUNCE] || f[R_MAX_WAIT]) && r->max_wait_ms < r->debounce_ms) {
+	/* a rule that sets neither inherits the pair: checked once, at the top level */
+	if (!f[R_DEBOUNCE] && !f[R_MAX_WAIT])
+		p->inherits_pair = true;
+	else if (r->max_wait_ms < r->debounce_ms) {
 		char d[32], m[32];
 		perr(p, f[R_MAX_WAIT] ? f[R_MAX_WAIT] : f[R_DEBOUNCE],
 		     "max_wait (%s) is shorter than debounce (%s) in %s: set max_wait to at least %s",
@@ -648,13 +651,6 @@ static void parse_settings(Parser *p, yaml_node_t *const *f, Settings *s)
 		get_duration(p, f[TOP_HANDLER_WAIT], "handler_wait", &s->handler_wait_ms);
 	if (f[TOP_VERIFY_AFTER])
 		get_duration(p, f[TOP_VERIFY_AFTER], "verify_after", &s->verify_after_ms);
-	if ((f[TOP_DEBOUNCE] || f[TOP_MAX_WAIT]) && s->max_wait_ms < s->debounce_ms) {
-		char d[32], m[32];
-		perr(p, f[TOP_MAX_WAIT] ? f[TOP_MAX_WAIT] : f[TOP_DEBOUNCE],
-		     "max_wait (%s) is shorter than debounce (%s): set max_wait to at least %s",
-		     duration_format(s->max_wait_ms, m, sizeof(m)),
-		     duration_format(s->debounce_ms, d, sizeof(d)), d);
-	}
 	if (f[TOP_RESYNC] && get_duration(p, f[TOP_RESYNC], "resync", &s->resync_ms) &&
 	    s->resync_ms > 0 && s->resync_ms < 1000)
 		perr(p, f[TOP_RESYNC], "resync must be 0 (never) or at least 1s");
@@ -683,6 +679,7 @@ static void parse_settings(Parser *p, yaml_node_t *const *f, Settings *s)
 
 static void parse_root(Parser *p, yaml_node_t *root, Rules *rules)
 {
+	Settings *s = &rules->settings;
 	yaml_node_t *f[TOP_N];
 
 	if (root->type != YAML_MAPPING_NODE) {
@@ -690,11 +687,20 @@ static void parse_root(Parser *p, yaml_node_t *root, Rules *rules)
 		return;
 	}
 	map_keys(p, root, "at the top level", top_keys, TOP_N, f);
-	parse_settings(p, f, &rules->settings);
+	parse_settings(p, f, s);
 	if (f[TOP_RULES])
 		parse_rules(p, f[TOP_RULES], rules);
 	else if (!p->stop)
 		perr(p, root, "no rules: add rules: with at least one rule");
+	/* Once, not once per rule that inherits it; and only if one does: a pair that every
+	 * rule overrides is never used. Defaults are consistent, so one of the keys is set. */
+	if (p->inherits_pair && s->max_wait_ms < s->debounce_ms) {
+		char d[32], m[32];
+		perr(p, f[TOP_MAX_WAIT] ? f[TOP_MAX_WAIT] : f[TOP_DEBOUNCE],
+		     "max_wait (%s) is shorter than debounce (%s): set max_wait to at least %s",
+		     duration_format(s->max_wait_ms, m, sizeof(m)),
+		     duration_format(s->debounce_ms, d, sizeof(d)), d);
+	}
 }
 
 /* libyaml's reader reports a byte offset; turn it into line and column. Columns count
