@@ -1,5 +1,4 @@
-/* Digests: SHA-256 vectors, sha256sum's line format, the rule digest, and tree walks over real
- * directories (symlinks, loops, a FIFO that must never be opened, ConfigMap volumes). */
+/* Digests: SHA-256 vectors, sha256sum lines, the rule digest, walks over real trees. */
 #include "unit.h"
 
 #include <errno.h>

@@ -1,5 +1,4 @@
-/* Log lines: exact logfmt and JSON for ordinary events, and for hostile values a decoder here
- * checks that JSON stays valid and that both formats give the value back. */
+/* Log lines: exact logfmt and JSON, and hostile values read back by decoders written here. */
 #include "unit.h"
 
 #include <errno.h>

@@ -1,5 +1,4 @@
-/* The rule file: the bad corpus with the exact errors each file gives, good files that survive
- * rules_print, generated files at every limit, defaults, normalisation and the small helpers. */
+/* The rule file: every corpus file's exact errors, plans that read back, limits, defaults. */
 #include "unit.h"
 
 #include <dirent.h>
