@@ -306,7 +306,7 @@ void digest_list_sort(DigestList *l)
 {
 	size_t out = 0;
 
-	if (l->n > 1)
+	if (l->n > 1) /* qsort(NULL, 0, ...) is undefined, and an empty rule has no list */
 		qsort(l->v, l->n, sizeof(*l->v), entry_cmp);
 	for (size_t i = 0; i < l->n; i++) {
 		if (out > 0 && strcmp(l->v[out - 1].name, l->v[i].name) == 0) {

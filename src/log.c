@@ -63,13 +63,16 @@ const char *log_level_name(LogLevel level)
 
 typedef struct Buf {
 	char *p;
-	size_t len, size; /* size excludes the byte kept for the final '\n' */
+	size_t len, size; /* size excludes the bytes kept back for the end of the line */
+	bool full;	  /* something did not fit and was cut */
 } Buf;
 
 static void buf_put(Buf *b, const char *s, size_t n)
 {
-	if (n > b->size - b->len)
+	if (n > b->size - b->len) {
 		n = b->size - b->len;
+		b->full = true;
+	}
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 }
@@ -213,18 +216,39 @@ static void buf_put_key(Buf *b, LogFormat format, const char *key)
 size_t log_format_line(char *buf, size_t size, LogFormat format, const char *ts, LogLevel level,
 		       const char *msg, const LogField *fields)
 {
-	/* Room for the closing brace, the newline and the NUL is kept back. */
-	Buf b = { .p = buf, .size = size - 3 };
+	/* Kept back: room for a last "truncated" field, the closing brace, '\n' and the NUL. */
+	static const size_t keep = sizeof(",\"truncated\":true}\n");
+	const LogField head[] = { LF_STR("ts", ts), LF_STR("level", level_names[level]),
+				  LF_STR("msg", msg) };
+	Buf b = { .p = buf, .size = size - keep };
+	bool cut = false;
 
-	buf_put_key(&b, format, "ts");
-	buf_put_str(&b, format, ts, false);
-	buf_put_key(&b, format, "level");
-	buf_put_str(&b, format, level_names[level], false);
-	buf_put_key(&b, format, "msg");
-	buf_put_str(&b, format, msg, true); /* quoted even in logfmt, as users grep for it */
-	for (const LogField *f = fields; f && f->type != LF_T_END; f++) {
+	if (size < LOG_LINE_MIN) {
+		if (size > 0)
+			buf[0] = '\0';
+		return 0;
+	}
+	/* A field that does not fit is left out whole, never cut inside a value: the line stays
+	 * valid JSON (or logfmt), and says it was truncated. */
+	for (size_t i = 0; !cut; i++) {
+		const LogField *f = i < ELEMENTSOF(head) ? &head[i] : &fields[i - ELEMENTSOF(head)];
+		size_t mark = b.len;
+		if (i >= ELEMENTSOF(head) && (!fields || f->type == LF_T_END))
+			break;
 		buf_put_key(&b, format, f->key);
-		buf_put_value(&b, format, f);
+		if (f == &head[2]) /* msg: quoted even in logfmt, as users grep for it */
+			buf_put_str(&b, format, msg, true);
+		else
+			buf_put_value(&b, format, f);
+		if (b.full) {
+			b.len = mark;
+			cut = true;
+		}
+	}
+	b.size = size - 3;
+	if (cut) {
+		buf_put_key(&b, format, "truncated");
+		buf_puts(&b, "true");
 	}
 	if (format == LOG_JSON)
 		b.p[b.len++] = '}';

@@ -36,7 +36,10 @@ bool log_enabled(LogLevel level);
 /* Writes one line if level is enabled; fields end with LF_END. Preserves errno. */
 void log_emit(LogLevel level, const char *msg, const LogField *fields);
 
-/* Formats one line into buf (NUL-terminated, ends in '\n'); returns its length. For tests. */
+/* Formats one line into buf (NUL-terminated, ends in '\n'); returns its length. Fields that do
+ * not fit in size are left out whole and the line ends with truncated=true. size must be at
+ * least LOG_LINE_MIN (else nothing is written and 0 returned). For tests. */
+#define LOG_LINE_MIN 64
 size_t log_format_line(char *buf, size_t size, LogFormat format, const char *ts, LogLevel level,
 		       const char *msg, const LogField *fields);
 

@@ -155,7 +155,7 @@ static int target_cmp(const void *a, const void *b)
 
 static void mark_leaders(TargetList *l, bool leaders_only)
 {
-	if (l->n > 1)
+	if (l->n > 1) /* qsort(NULL, 0, ...) is undefined */
 		qsort(l->v, l->n, sizeof(*l->v), target_cmp);
 	for (size_t i = 0; i < l->n; i++) {
 		Target key = { .pid = l->v[i].ppid };

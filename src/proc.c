@@ -26,15 +26,16 @@ struct ProcEntry {
 	char exe[PATH_MAX];
 };
 
-/* Field n (1-based, as in proc(5)) of the part after comm; p points just past the ')'. */
+/* Field n (1-based, as in proc(5)) of the part after comm; p points just past the ')'. The
+ * kernel separates fields with exactly one space: a line that does not is refused rather than
+ * read with its fields shifted. */
 static const char *stat_field(const char *p, const char *end, int n)
 {
-	int field = 2; /* comm */
-	while (p < end && field < n) {
-		while (p < end && *p == ' ')
-			p++;
-		field++;
-		if (field == n)
+	for (int field = 2; field < n; field++) {
+		if (p >= end || *p != ' ')
+			return NULL;
+		p++;
+		if (field + 1 == n)
 			return p < end ? p : NULL;
 		while (p < end && *p != ' ')
 			p++;
@@ -48,14 +49,28 @@ static int parse_ull(const char *p, const char *end, unsigned long long *out)
 	const char *start = p;
 
 	for (; p < end && *p >= '0' && *p <= '9'; p++) {
-		if (v > (ULLONG_MAX - 9) / 10)
+		unsigned d = (unsigned)(*p - '0');
+		if (v > ULLONG_MAX / 10 || (v == ULLONG_MAX / 10 && d > ULLONG_MAX % 10))
 			return -EINVAL;
-		v = v * 10 + (unsigned)(*p - '0');
+		v = v * 10 + d;
 	}
 	if (p == start || (p < end && *p != ' ' && *p != '\n'))
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+/* A number field of stat: the line goes on after it, so a read cut short inside the number
+ * (which would give a smaller start time, a wrong identity) is refused. */
+static int parse_stat_num(const char *p, const char *end, unsigned long long *out)
+{
+	const char *q = p;
+
+	while (q < end && *q >= '0' && *q <= '9')
+		q++;
+	if (q == end)
+		return -EINVAL;
+	return parse_ull(p, end, out);
 }
 
 int proc_stat_parse(const char *buf, size_t len, ProcStat *out)
@@ -79,8 +94,8 @@ int proc_stat_parse(const char *buf, size_t len, ProcStat *out)
 	const char *p = close + 1;
 	const char *state = stat_field(p, end, 3), *f4 = stat_field(p, end, 4),
 		   *f9 = stat_field(p, end, 9), *f22 = stat_field(p, end, 22);
-	if (!state || !f4 || !f9 || !f22 || parse_ull(f4, end, &ppid) < 0 ||
-	    parse_ull(f9, end, &flags) < 0 || parse_ull(f22, end, &start) < 0)
+	if (!state || *state == ' ' || !f4 || !f9 || !f22 || parse_stat_num(f4, end, &ppid) < 0 ||
+	    parse_stat_num(f9, end, &flags) < 0 || parse_stat_num(f22, end, &start) < 0)
 		return -EINVAL;
 	if (pid == 0 || pid > INT_MAX || ppid > INT_MAX || flags > UINT_MAX)
 		return -EINVAL;
@@ -106,8 +121,8 @@ static int parse_hex64(const char *p, const char *end, uint64_t *out)
 		v = (v << 4) | (uint64_t)(isdigit((unsigned char)*p) ? *p - '0'
 								 : (tolower((unsigned char)*p) - 'a' + 10));
 	}
-	if (digits == 0)
-		return -EINVAL;
+	if (digits == 0 || (p < end && *p != ' ' && *p != '\t'))
+		return -EINVAL; /* "12zz" is not 0x12 */
 	*out = v;
 	return 0;
 }

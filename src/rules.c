@@ -35,7 +35,9 @@ typedef struct Parser {
 	yaml_document_t doc;
 	Problem *problems;
 	size_t n_problems;
-	bool stop; /* too many errors, or out of memory */
+	bool stop;      /* too many errors, or out of memory */
+	bool truncated; /* more than RULES_MAX_ERRORS problems: the rest were dropped */
+	bool inherits_pair; /* a rule sets neither debounce nor max_wait */
 } Parser;
 
 static const char *const top_keys[] = { "debounce",	"max_wait",  "resync",
@@ -75,8 +77,8 @@ static void perr_at(Parser *p, size_t line, size_t col, const char *fmt, ...)
 
 	if (p->stop)
 		return;
-	if (p->n_problems + 1 >= RULES_MAX_ERRORS) {
-		p->stop = true;
+	if (p->n_problems >= RULES_MAX_ERRORS) {
+		p->stop = p->truncated = true;
 		return;
 	}
 	va_start(ap, fmt);
@@ -109,7 +111,7 @@ static void report_problems(Parser *p, RulesErrors *errs)
 {
 	char *msg;
 
-	if (p->n_problems > 1)
+	if (p->n_problems > 1) /* qsort(NULL, 0, ...) is undefined */
 		qsort(p->problems, p->n_problems, sizeof(*p->problems), problem_cmp);
 	for (size_t i = 0; i < p->n_problems; i++) {
 		Problem *pr = &p->problems[i];
@@ -118,7 +120,7 @@ static void report_problems(Parser *p, RulesErrors *errs)
 		add_error(errs, msg);
 		free(pr->msg);
 	}
-	if (p->stop && p->n_problems + 1 >= RULES_MAX_ERRORS &&
+	if (p->truncated &&
 	    asprintf(&msg, "%s: too many errors, stopped after %zu", p->file, p->n_problems) >= 0)
 		add_error(errs, msg);
 	free(p->problems);
@@ -188,9 +190,15 @@ static void unknown_key(Parser *p, const yaml_node_t *key, const char *where,
 	size_t best_d = 3;
 	char list[256] = "";
 
+	if (strcmp(name, "<<") == 0) {
+		perr(p, key, "merge keys (<<) are not supported %s: write the keys out, or reuse a whole value with an alias (match: *m)",
+		     where);
+		return;
+	}
 	for (size_t i = 0; i < nkeys; i++) {
 		size_t d = edit_distance(name, keys[i]);
-		if (d < best_d)
+		/* "x" is two edits from "exe", but that is no reason to suggest it */
+		if (d < best_d && 2 * d <= strlen(name))
 			best_d = d, best = keys[i];
 		strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
 		strncat(list, keys[i], sizeof(list) - strlen(list) - 1);
@@ -261,6 +269,7 @@ static const char *get_string(Parser *p, yaml_node_t *n, const char *key, const 
 
 static bool get_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t *out)
 {
+	char max[32];
 	const char *s = get_scalar(p, n, key, "a duration such as 200ms or 5s");
 
 	if (!s)
@@ -269,10 +278,14 @@ static bool get_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t *o
 	case 0:
 		return true;
 	case -ERANGE:
-		perr(p, n, "%s \"%s\" is too long: at most %llus (one week)", key, s,
-		     DURATION_MAX_MS / 1000);
+		perr(p, n, "%s \"%s\" is too long: at most %s (one week)", key, s,
+		     duration_format(DURATION_MAX_MS, max, sizeof(max)));
 		return false;
 	default:
+		if (s[strspn(s, "0123456789")] == '\0') {
+			perr(p, n, "%s \"%s\" has no unit: write %sms or %ss", key, s, s, s);
+			return false;
+		}
 		perr(p, n, "%s \"%s\" is not a duration: write a whole number and a unit, ms, s, m or h (200ms, 5s, 1m), or 0",
 		     key, s);
 		return false;
@@ -283,12 +296,17 @@ static bool get_bool(Parser *p, yaml_node_t *n, const char *key, bool *out)
 {
 	static const char *const yes[] = { "true", "True", "TRUE" }, *const no[] = { "false", "False", "FALSE" };
 
-	if (n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
-		for (size_t i = 0; i < ELEMENTSOF(yes); i++)
-			if (strcmp(scalar(n), yes[i]) == 0 || strcmp(scalar(n), no[i]) == 0) {
-				*out = strcmp(scalar(n), yes[i]) == 0;
-				return true;
-			}
+	for (size_t i = 0; n->type == YAML_SCALAR_NODE && i < ELEMENTSOF(yes); i++) {
+		if (strcmp(scalar(n), yes[i]) != 0 && strcmp(scalar(n), no[i]) != 0)
+			continue;
+		if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+			perr(p, n, "%s must be true or false, not the string \"%s\": remove the quotes",
+			     key, scalar(n));
+			return false;
+		}
+		*out = strcmp(scalar(n), yes[i]) == 0;
+		return true;
+	}
 	if (n->type == YAML_SCALAR_NODE && !is_null(n))
 		perr(p, n, "%s must be true or false, not \"%s\"", key, scalar(n));
 	else
@@ -418,12 +436,31 @@ static void parse_paths(Parser *p, yaml_node_t *n, Rule *r)
 		for (size_t i = 0; i < r->n_paths && !dup; i++)
 			dup = strcmp(r->paths[i], norm) == 0;
 		if (dup) {
-			perr(p, item, "duplicate path \"%s\": list it once", norm);
+			if (strcmp(s, norm) == 0)
+				perr(p, item, "duplicate path \"%s\": list it once", s);
+			else
+				perr(p, item,
+				     "duplicate path \"%s\" (the same as \"%s\"): list it once", s,
+				     norm);
 			free(norm);
 			continue;
 		}
 		r->paths[r->n_paths++] = norm;
 	}
+}
+
+/* A match string. An empty one is refused: as a regex it would match every process, as a glob
+ * none; either way it is a mistake (a template that expanded to nothing). */
+static const char *get_pattern(Parser *p, yaml_node_t *n, const char *key, const char *what,
+			       size_t max)
+{
+	const char *s = get_string(p, n, key, what, max);
+
+	if (s && !*s) {
+		perr(p, n, "%s is empty: write %s", key, what);
+		return NULL;
+	}
+	return s;
 }
 
 static void parse_match(Parser *p, yaml_node_t *n, Rule *r)
@@ -442,13 +479,14 @@ static void parse_match(Parser *p, yaml_node_t *n, Rule *r)
 	}
 	map_keys(p, n, "in match", match_keys, M_N, f);
 	if (f[M_COMM])
-		ok &= (comm = get_string(p, f[M_COMM], "comm", "a glob such as nginx", GLOB_MAX)) != NULL;
+		ok &= (comm = get_pattern(p, f[M_COMM], "comm", "a glob such as nginx",
+					  GLOB_MAX)) != NULL;
 	if (f[M_CMDLINE])
-		ok &= (cmdline = get_string(p, f[M_CMDLINE], "cmdline", "a regular expression",
-					    REGEX_MAX)) != NULL;
+		ok &= (cmdline = get_pattern(p, f[M_CMDLINE], "cmdline", "a regular expression",
+					     REGEX_MAX)) != NULL;
 	if (f[M_EXE])
-		ok &= (exe = get_string(p, f[M_EXE], "exe", "a glob such as /usr/sbin/nginx",
-					PATH_MAX - 1)) != NULL;
+		ok &= (exe = get_pattern(p, f[M_EXE], "exe", "a glob such as /usr/sbin/nginx",
+					 PATH_MAX - 1)) != NULL;
 	if (f[M_UID])
 		ok &= (has_uid = get_uid(p, f[M_UID], &uid));
 	if (!ok || (!comm && !cmdline && !exe && !has_uid)) {
@@ -474,11 +512,17 @@ static bool get_signal(Parser *p, yaml_node_t *n, int *out)
 
 	if (!s)
 		return false;
-	if (signame_parse(s, out) < 0) {
+	if (signame_parse(s, out) == 0)
+		return true;
+	if (!*s || s[strspn(s, "0123456789")] != '\0')
 		perr(p, n, "unknown signal \"%s\": use a name (SIGHUP or HUP), a number (1), or RTMIN+n", s);
-		return false;
-	}
-	return true;
+	else if (strlen(s) <= 2 && atoi(s) >= 32 && atoi(s) < SIGRTMIN)
+		perr(p, n, "signal %s is reserved by the C library for its threads: use 1 to 31, or RTMIN+n (%d to %d)",
+		     s, SIGRTMIN, SIGRTMAX);
+	else
+		perr(p, n, "signal %s does not exist: use 1 to 31, or RTMIN+n (%d to %d)", s,
+		     SIGRTMIN, SIGRTMAX);
+	return false;
 }
 
 /* Rule-level durations fall back to the global settings. */
@@ -490,8 +534,8 @@ static void rule_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t g
 }
 
 /* Parses rule number index (from 1) into r; *name_node receives its name's node, if any. */
-static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *s,
-		       yaml_node_t *const *global, Rule *r, yaml_node_t **name_node)
+static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *s, Rule *r,
+		       yaml_node_t **name_node)
 {
 	yaml_node_t *f[R_N];
 	char label[RULES_NAME_MAX + 32];
@@ -503,7 +547,9 @@ static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *
 	}
 	map_keys(p, n, "in a rule", rule_keys, R_N, f);
 	*name_node = f[R_NAME];
-	const char *name = f[R_NAME] ? get_string(p, f[R_NAME], "name", "a name", STRING_MAX) : NULL;
+	const char *name =
+		f[R_NAME] ? get_string(p, f[R_NAME], "name", "a name such as nginx", STRING_MAX)
+			  : NULL;
 	if (name && valid_name(name))
 		snprintf(label, sizeof(label), "rule \"%s\"", name);
 	else
@@ -514,7 +560,7 @@ static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *
 	else if (name && !(r->name = strdup(name)))
 		p->stop = true;
 	if (!f[R_NAME])
-		perr(p, n, "rule has no name: add name: with a unique name");
+		perr(p, n, "%s has no name: add name: with a unique name", label);
 	if (f[R_PATHS])
 		parse_paths(p, f[R_PATHS], r);
 	else
@@ -533,19 +579,33 @@ static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *
 	rule_duration(p, f[R_MAX_WAIT], "max_wait", s->max_wait_ms, &r->max_wait_ms);
 	rule_duration(p, f[R_HANDLER_WAIT], "handler_wait", s->handler_wait_ms, &r->handler_wait_ms);
 	rule_duration(p, f[R_VERIFY_AFTER], "verify_after", s->verify_after_ms, &r->verify_after_ms);
-	if (r->max_wait_ms < r->debounce_ms) {
+	/* a rule that sets neither inherits the pair: checked once, at the top level */
+	if (!f[R_DEBOUNCE] && !f[R_MAX_WAIT])
+		p->inherits_pair = true;
+	else if (r->max_wait_ms < r->debounce_ms) {
 		char d[32], m[32];
-		yaml_node_t *at = f[R_MAX_WAIT]	   ? f[R_MAX_WAIT]
-				  : f[R_DEBOUNCE]  ? f[R_DEBOUNCE]
-				  : global[TOP_MAX_WAIT] ? global[TOP_MAX_WAIT]
-							 : global[TOP_DEBOUNCE];
-		perr(p, at, "max_wait (%s) is shorter than debounce (%s) in %s: set max_wait to at least %s",
+		perr(p, f[R_MAX_WAIT] ? f[R_MAX_WAIT] : f[R_DEBOUNCE],
+		     "max_wait (%s) is shorter than debounce (%s) in %s: set max_wait to at least %s",
 		     duration_format(r->max_wait_ms, m, sizeof(m)),
 		     duration_format(r->debounce_ms, d, sizeof(d)), label, d);
 	}
 }
 
-static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules, yaml_node_t *const *global)
+/* The value of key in a mapping, or NULL. */
+static yaml_node_t *map_get(Parser *p, yaml_node_t *map, const char *key)
+{
+	if (!map || map->type != YAML_MAPPING_NODE)
+		return NULL;
+	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+	     pair < map->data.mapping.pairs.top; pair++) {
+		yaml_node_t *k = node_at(p, pair->key);
+		if (k && k->type == YAML_SCALAR_NODE && strcmp(scalar(k), key) == 0)
+			return node_at(p, pair->value);
+	}
+	return NULL;
+}
+
+static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules)
 {
 	if (n->type != YAML_SEQUENCE_NODE || n->data.sequence.items.top == n->data.sequence.items.start) {
 		perr(p, n, "rules must be a list of one or more rules, not %s",
@@ -554,7 +614,8 @@ static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules, yaml_node_t *co
 	}
 	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count > RULES_MAX_RULES) {
-		perr(p, n, "too many rules (%zu; at most %d)", count, RULES_MAX_RULES);
+		perr(p, n, "too many rules (%zu; at most %d): let one rule watch several paths",
+		     count, RULES_MAX_RULES);
 		return;
 	}
 	if (!(rules->v = calloc(count, sizeof(*rules->v)))) {
@@ -565,11 +626,14 @@ static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules, yaml_node_t *co
 	     it < n->data.sequence.items.top && !p->stop; it++) {
 		yaml_node_t *item = node_at(p, *it), *name_node = NULL;
 		Rule *r = &rules->v[rules->n++];
-		parse_rule(p, item, rules->n, &rules->settings, global, r, &name_node);
+		parse_rule(p, item, rules->n, &rules->settings, r, &name_node);
 		for (size_t i = 0; r->name && i + 1 < rules->n; i++)
 			if (rules->v[i].name && strcmp(rules->v[i].name, r->name) == 0) {
-				perr(p, name_node, "duplicate rule name \"%s\": rule names must be unique",
-				     r->name);
+				yaml_node_t *prev = node_at(p, n->data.sequence.items.start[i]);
+				yaml_node_t *first = map_get(p, prev, "name");
+				perr(p, name_node,
+				     "duplicate rule name \"%s\" (first at line %zu): rule names must be unique",
+				     r->name, first ? first->start_mark.line + 1 : 0);
 				break;
 			}
 	}
@@ -615,6 +679,7 @@ static void parse_settings(Parser *p, yaml_node_t *const *f, Settings *s)
 
 static void parse_root(Parser *p, yaml_node_t *root, Rules *rules)
 {
+	Settings *s = &rules->settings;
 	yaml_node_t *f[TOP_N];
 
 	if (root->type != YAML_MAPPING_NODE) {
@@ -622,23 +687,47 @@ static void parse_root(Parser *p, yaml_node_t *root, Rules *rules)
 		return;
 	}
 	map_keys(p, root, "at the top level", top_keys, TOP_N, f);
-	parse_settings(p, f, &rules->settings);
+	parse_settings(p, f, s);
 	if (f[TOP_RULES])
-		parse_rules(p, f[TOP_RULES], rules, f);
+		parse_rules(p, f[TOP_RULES], rules);
 	else if (!p->stop)
 		perr(p, root, "no rules: add rules: with at least one rule");
+	/* Once, not once per rule that inherits it; and only if one does: a pair that every
+	 * rule overrides is never used. Defaults are consistent, so one of the keys is set. */
+	if (p->inherits_pair && s->max_wait_ms < s->debounce_ms) {
+		char d[32], m[32];
+		perr(p, f[TOP_MAX_WAIT] ? f[TOP_MAX_WAIT] : f[TOP_DEBOUNCE],
+		     "max_wait (%s) is shorter than debounce (%s): set max_wait to at least %s",
+		     duration_format(s->max_wait_ms, m, sizeof(m)),
+		     duration_format(s->debounce_ms, d, sizeof(d)), d);
+	}
 }
 
-/* libyaml's reader reports a byte offset; turn it into line and column. */
+/* libyaml's reader reports a byte offset; turn it into line and column. Columns count
+ * characters, as the parser's marks do: UTF-8 continuation bytes are not counted. */
 static void offset_to_mark(const char *buf, size_t len, size_t off, size_t *line, size_t *col)
 {
 	*line = *col = 0;
 	for (size_t i = 0; i < off && i < len; i++) {
 		if (buf[i] == '\n')
 			(*line)++, *col = 0;
-		else
+		else if (((unsigned char)buf[i] & 0xc0) != 0x80)
 			(*col)++;
 	}
+}
+
+/* The byte at a parser mark (line, column in characters), or -1. */
+static int byte_at(const Parser *p, size_t line, size_t col)
+{
+	size_t i = 0;
+
+	for (; i < p->len && line > 0; i++)
+		if (p->buf[i] == '\n')
+			line--;
+	for (; i < p->len && p->buf[i] != '\n'; i++)
+		if (((unsigned char)p->buf[i] & 0xc0) != 0x80 && col-- == 0)
+			return (unsigned char)p->buf[i];
+	return -1;
 }
 
 static void yaml_error(Parser *p, const yaml_parser_t *y)
@@ -648,12 +737,28 @@ static void yaml_error(Parser *p, const yaml_parser_t *y)
 	if (y->error == YAML_MEMORY_ERROR) {
 		perr_at(p, 0, 0, "out of memory while reading YAML");
 	} else if (y->error == YAML_READER_ERROR) {
-		offset_to_mark(p->buf, p->len, y->problem_offset, &line, &col);
-		if (y->problem_value != -1)
-			perr_at(p, line, col, "not valid UTF-8 text (%s #%X): save the file as UTF-8",
-				y->problem, (unsigned)y->problem_value);
+		size_t off = y->problem_offset < p->len ? y->problem_offset : p->len;
+		bool control = strstr(y->problem, "control characters") && y->problem_value >= 0;
+		/* libyaml points at the byte that fails to continue a sequence: go back to the
+		 * byte that started it, the one the user has to fix (a Latin-1 é, say) */
+		if (strstr(y->problem, "trailing") && off > 0)
+			while (--off > 0 && ((unsigned char)p->buf[off] & 0xc0) == 0x80)
+				;
+		offset_to_mark(p->buf, p->len, off, &line, &col);
+		if (control)
+			perr_at(p, line, col,
+				"control character U+%04X is not allowed in a YAML file: remove it",
+				(unsigned)y->problem_value);
+		else if (off < p->len)
+			perr_at(p, line, col, "not valid UTF-8 text (byte 0x%02X): save the file as UTF-8",
+				(unsigned char)p->buf[off]);
 		else
-			perr_at(p, line, col, "cannot read the text: %s", y->problem);
+			perr_at(p, line, col, "not valid UTF-8 text (%s): save the file as UTF-8",
+				y->problem);
+	} else if (byte_at(p, y->problem_mark.line, y->problem_mark.column) == '\t') {
+		/* libyaml says "found character that cannot start any token" */
+		perr_at(p, y->problem_mark.line, y->problem_mark.column,
+			"YAML syntax error: a tab in the indentation: indent with spaces, YAML does not allow tabs there");
 	} else if (y->context) {
 		perr_at(p, y->problem_mark.line, y->problem_mark.column,
 			"YAML syntax error: %s (%s that starts at line %zu, column %zu)", y->problem,
@@ -697,7 +802,8 @@ int rules_parse(const char *file, const char *buf, size_t len, Rules **out, Rule
 	} else {
 		yaml_node_t *root = yaml_document_get_root_node(&p.doc);
 		if (!root)
-			perr_at(&p, 0, 0, "the file is empty: it needs at least rules: with one rule");
+			perr_at(&p, 0, 0, "the file %s: it needs at least rules: with one rule",
+				len == 0 ? "is empty" : "holds only comments and blank lines");
 		else if (!yaml_parser_load(y, &extra))
 			yaml_error(&p, y);
 		else {
@@ -799,19 +905,72 @@ bool rules_same_paths(const Rule *a, const Rule *b)
 	return true;
 }
 
-/* A YAML double-quoted scalar, so that any byte reads back the same. */
+/* Length of the UTF-8 sequence at s and its code point, or 0 if it is not valid UTF-8. */
+static size_t utf8_decode(const unsigned char *s, uint32_t *out)
+{
+	static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	size_t len = 0;
+
+	if (s[0] < 0x80)
+		len = 1;
+	else if ((s[0] & 0xe0) == 0xc0)
+		len = 2;
+	else if ((s[0] & 0xf0) == 0xe0)
+		len = 3;
+	else if ((s[0] & 0xf8) == 0xf0)
+		len = 4;
+	uint32_t c = len == 1 ? s[0] : s[0] & (0x7fu >> len);
+
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0; /* also stops at the NUL */
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if (len == 0 || c < min[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*out = c;
+	return len;
+}
+
+/* What may stand as itself in a double-quoted scalar: libyaml's reader refuses control
+ * characters (C0, DEL, C1), and NEL, LS and PS would be folded as line breaks. */
+static bool yaml_plain_char(uint32_t c)
+{
+	return (c >= 0x20 && c <= 0x7e) ||
+	       (c >= 0xa0 && c <= 0xd7ff && c != 0x2028 && c != 0x2029) ||
+	       (c >= 0xe000 && c <= 0xfffd && c != 0xfeff) || (c >= 0x10000 && c <= 0x10ffff);
+}
+
+/* s as YAML double-quoted scalar text (quoted) or as comment text, so that any value reads
+ * back the same. Bytes that are not UTF-8 can only come from a file name. */
+static void print_escaped(FILE *f, const char *s, bool quoted)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	uint32_t c;
+
+	if (quoted)
+		fputc('"', f);
+	while (*p) {
+		size_t n = utf8_decode(p, &c);
+		if (n == 0) {
+			fprintf(f, "\\x%02x", *p++);
+			continue;
+		}
+		if (quoted && (c == '"' || c == '\\'))
+			fprintf(f, "\\%c", (int)c);
+		else if (yaml_plain_char(c))
+			fwrite(p, 1, n, f);
+		else
+			fprintf(f, c < 0x100 ? "\\x%02x" : "\\u%04x", (unsigned)c);
+		p += n;
+	}
+	if (quoted)
+		fputc('"', f);
+}
+
 static void print_quoted(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		if (*c == '"' || *c == '\\')
-			fprintf(f, "\\%c", *c);
-		else if (*c < 0x20 || *c == 0x7f)
-			fprintf(f, "\\x%02x", *c);
-		else
-			fputc(*c, f);
-	}
-	fputc('"', f);
+	print_escaped(f, s, true);
 }
 
 static void print_duration(FILE *f, const char *indent, const char *key, uint64_t ms)
@@ -827,7 +986,9 @@ void rules_print(const Rules *rules, FILE *f)
 	char sig[SIGNAME_MAX];
 	uid_t uid;
 
-	fprintf(f, "# %s: valid, %zu rule%s (every default written out)\n", rules->file, rules->n,
+	fputs("# ", f);
+	print_escaped(f, rules->file, false); /* a newline in the name would end the comment */
+	fprintf(f, ": valid, %zu rule%s (every default written out)\n", rules->n,
 		rules->n == 1 ? "" : "s");
 	print_duration(f, "", "debounce", s->debounce_ms);
 	print_duration(f, "", "max_wait", s->max_wait_ms);
@@ -840,7 +1001,10 @@ void rules_print(const Rules *rules, FILE *f)
 	fputs("\nrules:\n", f);
 	for (size_t i = 0; i < rules->n; i++) {
 		const Rule *r = &rules->v[i];
-		fprintf(f, "  - name: %s\n    paths:\n", r->name);
+		/* quoted: names such as null, true or - would read back as something else */
+		fputs("  - name: ", f);
+		print_quoted(f, r->name);
+		fputs("\n    paths:\n", f);
 		for (size_t j = 0; j < r->n_paths; j++) {
 			fputs("      - ", f);
 			print_quoted(f, r->paths[j]);
