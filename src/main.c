@@ -102,6 +102,8 @@ static int parse_args(int argc, char **argv, Options *o)
 	while ((c = getopt_long(argc, argv, ":c:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
+			if (!*optarg)
+				return usage_error("-c needs a file name, not an empty string");
 			o->config = optarg;
 			break;
 		case OPT_DRY_RUN:
@@ -133,6 +135,9 @@ static int parse_args(int argc, char **argv, Options *o)
 		case ':':
 			return usage_error("option '%s' needs a value", argv[optind - 1]);
 		default:
+			/* within a cluster ("-xy") argv[optind - 1] is not the option itself */
+			if (optopt)
+				return usage_error("unknown option '-%c'", optopt);
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
@@ -153,9 +158,10 @@ static Rules *load_or_report(const char *file)
 	int r = rules_load(file, &rules, &errs);
 	for (size_t i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s\n", errs.v[i]);
+	size_t n = errs.n - errs.truncated; /* the "too many errors" line is not one */
 	if (r == -EINVAL)
-		fprintf(stderr, "sigreload: %s has %zu error%s: nothing was loaded\n", file, errs.n,
-			errs.n == 1 ? "" : "s");
+		fprintf(stderr, "sigreload: %s has %zu%s error%s: nothing was loaded\n", file, n,
+			errs.truncated ? " or more" : "", n == 1 ? "" : "s");
 	else if (r == -ENOMEM)
 		fprintf(stderr, "sigreload: out of memory\n");
 	rules_errors_done(&errs);
@@ -175,27 +181,28 @@ static int cmd_check(const Options *o)
 	return EXIT_OK;
 }
 
-/* A value for one column: quoted, with C escapes, if it holds blanks or control bytes. */
-static void print_cell(FILE *f, const char *s, bool last)
+/* A value for one column (or a name in a message): quoted, with C escapes, if it holds
+ * control bytes, quotes or (unless it is the last column) blanks. Returns the width printed. */
+static int print_cell(FILE *f, const char *s, bool last)
 {
 	bool quote = !*s && !last;
+	int width = 2;
 
 	for (const unsigned char *c = (const unsigned char *)s; *c && !quote; c++)
 		quote = (*c <= ' ' && !last) || *c == '"' || *c == '\\' || *c < 0x20 || *c == 0x7f;
-	if (!quote) {
-		fputs(s, f);
-		return;
-	}
+	if (!quote)
+		return fputs(s, f) < 0 ? 0 : (int)strlen(s);
 	fputc('"', f);
 	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
 		if (*c == '"' || *c == '\\')
-			fprintf(f, "\\%c", *c);
+			width += fprintf(f, "\\%c", *c);
 		else if (*c < 0x20 || *c == 0x7f)
-			fprintf(f, "\\x%02x", *c);
+			width += fprintf(f, "\\x%02x", *c);
 		else
-			fputc(*c, f);
+			width += fputc(*c, f) != EOF;
 	}
 	fputc('"', f);
+	return width;
 }
 
 static void print_match_row(const Rule *r, const Target *t, int name_width)
@@ -206,8 +213,8 @@ static void print_match_row(const Rule *r, const Target *t, int name_width)
 		snprintf(uid, sizeof(uid), "%u", (unsigned)t->uid);
 	printf("%-*s  %7d  %7d  %10s  %-6s  ", name_width, r->name, (int)t->pid, (int)t->ppid, uid,
 	       t->leader ? "yes" : "no");
-	print_cell(stdout, t->comm, false);
-	printf("%*s", (int)(16 - (strlen(t->comm) < 16 ? strlen(t->comm) : 15)), "");
+	int width = print_cell(stdout, t->comm, false);
+	printf("%*s", width < 16 ? 16 - width : 1, "");
 	print_cell(stdout, t->cmdline ? t->cmdline : "", true);
 	putchar('\n');
 }
@@ -220,8 +227,8 @@ static void print_match_summary(const Rule *r, const TargetList *l)
 	for (size_t i = 0; i < l->n; i++)
 		leaders += l->v[i].leader;
 	if (l->n == 0)
-		fprintf(stderr, "sigreload: rule %s matches none of the %zu processes visible here\n",
-			r->name, l->scan.visited);
+		fprintf(stderr, "sigreload: rule %s matches none of the %zu process%s visible here\n",
+			r->name, l->scan.visited, l->scan.visited == 1 ? "" : "es");
 	else
 		fprintf(stderr, "sigreload: rule %s: %zu of %zu matching process%s would get %s\n",
 			r->name, leaders, l->n, l->n == 1 ? "" : "es", signame_format(r->signal, sig));
@@ -281,7 +288,9 @@ static int cmd_match(const Options *o)
 static void hash_skip(const char *name, const char *why, void *userdata)
 {
 	(void)userdata;
-	fprintf(stderr, "sigreload: %s: %s\n", name, why);
+	fputs("sigreload: ", stderr);
+	print_cell(stderr, name, true); /* a newline in a name must not split the message */
+	fprintf(stderr, ": %s\n", why);
 }
 
 static int print_digest_comment(const char *label, const char *name, const unsigned char *sha)

@@ -121,8 +121,10 @@ static void report_problems(Parser *p, RulesErrors *errs)
 		free(pr->msg);
 	}
 	if (p->truncated &&
-	    asprintf(&msg, "%s: too many errors, stopped after %zu", p->file, p->n_problems) >= 0)
+	    asprintf(&msg, "%s: too many errors, stopped after %zu", p->file, p->n_problems) >= 0) {
 		add_error(errs, msg);
+		errs->truncated = true;
+	}
 	free(p->problems);
 	p->problems = NULL;
 }

@@ -49,6 +49,7 @@ typedef struct Rules {
 typedef struct RulesErrors {
 	char **v;
 	size_t n;
+	bool truncated; /* the last line says the parser stopped at RULES_MAX_ERRORS */
 } RulesErrors;
 
 /* Reads and validates file. Returns 0 and *out, or -EINVAL with every problem in errs (the file
