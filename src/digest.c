@@ -24,6 +24,7 @@ typedef struct Walk {
 	DigestSkipFn skip;
 	void *userdata;
 	bool vanished;
+	bool in_volume; /* below a ..data link, where only ..-names are the kubelet's */
 	size_t depth;
 	dev_t dev[DIGEST_MAX_DEPTH];
 	ino_t ino[DIGEST_MAX_DEPTH];
@@ -226,23 +227,26 @@ static int walk_entry(Walk *w, int dirfd, const char *rel)
 	return r;
 }
 
-static int walk_dir(Walk *w, int dirfd)
+/* Dot-names are skipped (editors' swap files, the volume's ..data and ..2026_… internals),
+ * except below ..data, where a key may start with one dot (".env") and only ..-names exist
+ * for the kubelet's own use. */
+static bool hidden(const Walk *w, const char *name)
+{
+	return name[0] == '.' && (!w->in_volume || name[1] == '.' || name[1] == '\0');
+}
+
+static int walk_names(Walk *w, int fd)
 {
 	size_t base = strlen(w->name);
 	struct stat st;
 	struct dirent *de;
 	int r = 0;
 
-	/* An AtomicWriter volume: its keys are the entries of the directory ..data points to, read
-	 * through one fd so that a swap during the walk cannot mix two versions. */
-	_cleanup_close_ int data = openat(dirfd, "..data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int fd = data >= 0 ? data : dirfd;
-
 	_cleanup_closedir_ DIR *dir = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
 	if (!dir)
 		return -errno;
 	while ((errno = 0, de = readdir(dir))) {
-		if (de->d_name[0] == '.')
+		if (hidden(w, de->d_name))
 			continue;
 		int n = snprintf(w->name + base, sizeof(w->name) - base, "%s%s",
 				 base > 0 && w->name[base - 1] == '/' ? "" : "/", de->d_name);
@@ -262,6 +266,21 @@ static int walk_dir(Walk *w, int dirfd)
 	if (fstat(fd, &st) == 0 && st.st_nlink == 0)
 		w->vanished = true;
 	return 0;
+}
+
+static int walk_dir(Walk *w, int dirfd)
+{
+	/* An AtomicWriter volume: its keys are the entries of the directory ..data points to, read
+	 * through one fd so that a swap during the walk cannot mix two versions. */
+	_cleanup_close_ int data = openat(dirfd, "..data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool was = w->in_volume;
+
+	if (data < 0)
+		return walk_names(w, dirfd);
+	w->in_volume = true;
+	int r = walk_names(w, data);
+	w->in_volume = was;
+	return r;
 }
 
 int digest_tree(const char *path, DigestList *list, DigestSkipFn skipfn, void *userdata)

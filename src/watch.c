@@ -147,6 +147,7 @@ typedef enum { KIND_MISSING, KIND_FILE, KIND_DIR } Kind;
 typedef struct Planner {
 	DirSet *plan;
 	size_t path; /* index of the path being planned */
+	bool in_volume; /* below a ..data link: dot-names are keys, as the digest reads them */
 	size_t depth;
 	dev_t dev[MAX_DEPTH];
 	ino_t ino[MAX_DEPTH];
@@ -274,12 +275,18 @@ static int plan_tree(Planner *p, const char *dir)
 
 	char data[PATH_MAX];
 	if (join(data, dir, "..data") == 0 && stat(data, &st) == 0 && S_ISDIR(st.st_mode)) {
+		bool was = p->in_volume;
+		p->in_volume = true;
 		r = plan_entry(p, dir, "..data");
+		p->in_volume = was;
 	} else {
 		_cleanup_closedir_ DIR *d = opendir(dir);
-		while (d && (de = readdir(d)) && r >= 0)
-			if (de->d_name[0] != '.')
-				r = plan_entry(p, dir, de->d_name);
+		while (d && (de = readdir(d)) && r >= 0) {
+			const char *n = de->d_name;
+			/* the digest's rule: see digest.c, hidden() */
+			if (n[0] != '.' || (p->in_volume && n[1] != '.' && n[1] != '\0'))
+				r = plan_entry(p, dir, n);
+		}
 	}
 	p->depth--;
 	return r;
