@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, ROOT, Log, Target, parse_log, start
+from conftest import BIN, ROOT, Log, Target, start
 from kubelet import AtomicVolume
 from test_security import EPERM_HINT, NONROOT, Sidecar, creds, rule
 
@@ -300,12 +300,13 @@ def http_get(port, path="/"):
         return None, ""
 
 
-def wait_until(what, check, timeout=30):
+def wait_for(port, want, timeout=30):
+    """Polls nginx through the hostPort until it serves `want` (nginx says nothing when a new
+    worker starts serving: there is no line to wait for)."""
     deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
-        time.sleep(0.1)  # polling podman and HTTP from outside the pod: no event to wait on
-    return result
+    while (got := http_get(port)) != (200, want):
+        assert time.monotonic() < deadline, f"nginx serves {got!r}, not {want!r}"
+        time.sleep(0.05)
 
 
 def pod_yaml(name, image, nginx, confdir, web_port, metrics_port):
@@ -369,21 +370,14 @@ class KubePod:
     """`podman kube play` of a YAML file; `podman kube down` at close."""
 
     def __init__(self, name, yaml_path):
-        self.name, self.yaml = name, yaml_path
+        self.name, self.yaml, self.followers = name, yaml_path, []
         podman("kube", "play", yaml_path, timeout=PODMAN_TIMEOUT)
 
-    def logs(self, container):
-        r = podman("logs", f"{self.name}-{container}", check=False)
-        return r.stdout + r.stderr
-
-    def events(self, container):
-        out = []
-        for line in self.logs(container).splitlines():
-            try:
-                out.append(parse_log(line))
-            except ValueError:
-                pass
-        return out
+    def follow(self, container):
+        """`podman logs -f` of a container: its stdout and stderr as Streams, for handshakes."""
+        proc = start(["podman", "logs", "--follow", f"{self.name}-{container}"])
+        self.followers.append(proc)
+        return proc
 
     def host_pid(self, container):
         return int(podman("inspect", "--format", "{{.State.Pid}}",
@@ -392,6 +386,8 @@ class KubePod:
     def close(self):
         podman("kube", "down", self.yaml, check=False)
         podman("pod", "rm", "--force", "--ignore", self.name, check=False)
+        for proc in self.followers:
+            proc.close()
 
 
 def nspid(host_pid):
@@ -412,27 +408,25 @@ def test_pod_reloads_nginx_after_a_configmap_update(request, image, nginx_image,
     t0 = time.monotonic()
     kp = KubePod(name, yaml_path)
     try:
-        def sidecar_has(msg, **fields):
-            return [e for e in kp.events("sigreload") if e.get("msg") == msg
-                    and all(e.get(k) == str(v) for k, v in fields.items())]
-
-        wait_until("nginx serves v1", lambda: http_get(web) == (200, "v1\n"))
-        wait_until("sigreload watches /etc/nginx/conf.d", lambda: sidecar_has("watching", rule="nginx"))
-        assert sidecar_has("CAP_KILL: can signal processes of any uid", uid=NONROOT)
+        log = Log(kp.follow("sigreload").err)  # sigreload logs to stderr
+        nginx = kp.follow("nginx").err
+        log.expect("CAP_KILL: can signal processes of any uid", uid=NONROOT, timeout=30)
+        log.expect("watching", rule="nginx")
+        wait_for(web, "v1\n")
         assert http_get(metrics, "/readyz")[0] == 200
         master_host = kp.host_pid("nginx")
         master = nspid(master_host)
         report(request, f"pod up in {time.monotonic() - t0:.1f}s")
 
         vol.write({"default.conf": site("v2")})  # the kubelet's atomic update
-        wait_until("nginx serves v2", lambda: http_get(web) == (200, "v2\n"))
-        wait_until("sigreload reports the reload", lambda: sidecar_has("reloaded", rule="nginx"))
-
-        assert kp.host_pid("nginx") == master_host  # reloaded in place, not restarted
-        assert [int(e["pid"]) for e in sidecar_has("signaled", rule="nginx")] == [master]
-        assert sidecar_has("signaled", rule="nginx", signal="SIGHUP")
+        ev = log.expect("signaled", rule="nginx", signal="SIGHUP")
+        assert int(ev["pid"]) == master  # the master, never a worker
         sidecar = nspid(kp.host_pid("sigreload"))
-        assert f"signal 1 (SIGHUP) received from {sidecar}, reconfiguring" in kp.logs("nginx")
+        nginx.expect(rf"signal 1 \(SIGHUP\) received from {sidecar}, reconfiguring")
+        wait_for(web, "v2\n")
+        log.expect("reloaded", rule="nginx", targets=1)
+        assert kp.host_pid("nginx") == master_host  # reloaded in place, not restarted
+        assert log.count("signaled") == 1
         _, text = http_get(metrics, "/metrics")
         assert 'sigreload_signals_sent_total{rule="nginx",signal="SIGHUP"} 1' in text
     finally:
