@@ -429,6 +429,10 @@ def test_pod_reloads_nginx_after_a_configmap_update(request, image, nginx_image,
         assert log.count("signaled") == 1
         _, text = http_get(metrics, "/metrics")
         assert 'sigreload_signals_sent_total{rule="nginx",signal="SIGHUP"} 1' in text
+        # a file-capable binary is not dumpable (its /proc/PID is root's): its own /proc/self/fd
+        # must still be readable for the process_* metrics
+        fds = [line for line in text.splitlines() if line.startswith("process_open_fds ")]
+        assert fds and int(fds[0].split()[1]) > 0, fds
     finally:
         kp.close()
     assert podman("pod", "exists", name, check=False).returncode != 0

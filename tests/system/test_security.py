@@ -62,13 +62,15 @@ def rule(name, path, comm):
 
 
 class Sidecar:
-    """`sigreload run` in the pod under the given credentials (argv prefix), from `binary`."""
+    """`sigreload run` in the pod under the given credentials (argv prefix), from `binary`.
+    Like conftest's Reloader, the pod stops it with SIGTERM and expects exit status 0."""
 
     def __init__(self, pod, workdir, binary, prefix, *rules):
         self.config = workdir / "sigreload.yaml"
         self.config.write_text(SETTINGS + "rules:\n" + "".join(rules))
         self.proc = pod.spawn([*prefix, binary, "run", "-c", self.config, "--log-level", "debug"])
         self.log = Log(self.proc.err)
+        pod.reloaders.append(self)
         self.log.expect("watches armed")
         self.proc.err.pos = 0  # start-up lines stay visible to expect()
 
