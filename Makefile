@@ -31,7 +31,7 @@ HELPER_BIN := $(patsubst tests/helpers/%.c,$(B)/helpers/%,$(HELPER_SRC))
 # Debian packages for building, testing and linting; `make deps` installs the missing ones.
 DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev python3 \
 	libmicrohttpd-dev python3-pytest mandoc util-linux procps coreutils nginx curl inotify-tools \
-	openssl prometheus unzip yamllint python3-yaml
+	openssl prometheus unzip yamllint python3-yaml libcap2-bin
 
 .PHONY: all asan bench demo static test test-unit test-system asan format install clean deps helpers help
 
@@ -111,6 +111,7 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "all Debian packages present"; fi
 	bash tests/tools/install-k8s-tools.sh
+	bash tests/tools/setup-podman.sh
 
 help:
 	@echo "targets: all test test-unit test-system asan format install clean deps"
