@@ -8,7 +8,7 @@
 # image there with debootstrap); where a registry is reachable, pin the digest for reproducible
 # release builds: `FROM debian:bookworm-slim@sha256:...`.
 
-# ---- build: a static binary (glibc, libcrypto, libyaml, libmicrohttpd) -----------------------
+# ---- build: a static binary (glibc, libcrypto, libyaml, libseccomp, libmicrohttpd) -----------
 FROM debian:bookworm-slim AS build
 
 WORKDIR /usr/src
@@ -22,7 +22,7 @@ RUN printf '%s\n' 'Types: deb-src' 'URIs: http://deb.debian.org/debian' 'Suites:
         > /etc/apt/sources.list.d/debian-src.sources \
     && apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config dpkg-dev \
-        libyaml-dev libssl-dev libcap2-bin \
+        libyaml-dev libssl-dev libseccomp-dev libcap2-bin \
     && apt-get source libmicrohttpd \
     && env -C libmicrohttpd-*/ ./configure --prefix=/opt/mhd --disable-https --enable-static \
         --disable-shared --disable-doc --disable-examples --disable-curl --disable-dauth --disable-postprocessor \

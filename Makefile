@@ -5,7 +5,7 @@ DESTDIR ?=
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 PKG_CONFIG ?= pkg-config
-PKGS := yaml-0.1 libcrypto libmicrohttpd
+PKGS := yaml-0.1 libcrypto libmicrohttpd libseccomp
 
 CFLAGS ?= -O2 -g
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
@@ -31,7 +31,7 @@ HELPER_BIN := $(patsubst tests/helpers/%.c,$(B)/helpers/%,$(HELPER_SRC))
 # Debian packages for building, testing and linting; `make deps` installs the missing ones.
 DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev python3 \
 	libmicrohttpd-dev python3-pytest mandoc util-linux procps coreutils nginx curl inotify-tools \
-	openssl prometheus unzip yamllint python3-yaml libcap2-bin
+	openssl prometheus unzip yamllint python3-yaml libcap2-bin libseccomp-dev
 
 .PHONY: all asan bench demo static test test-unit test-system asan format install clean deps helpers help
 

@@ -137,6 +137,32 @@ static void skip(Walk *w, const char *why)
 		w->skip(w->name, why, w->userdata);
 }
 
+/* A name that cannot be read. Permissions, loops and overlong names are the tree's own: reported
+ * and skipped, so that the rest still counts. Anything else (no fd left, no memory, I/O) is
+ * passing trouble: the whole digest fails, and a partial one is never taken for a change.
+ * ENOENT: the name vanished while we read (see Walk.vanished). */
+static int fault(Walk *w, const char *what, int err)
+{
+	char why[128];
+
+	switch (err) {
+	case ENOENT:
+		w->vanished = true;
+		return 0;
+	case ELOOP:
+		skip(w, "symlink loop, skipping");
+		return 0;
+	case EACCES:
+	case EPERM:
+	case ENAMETOOLONG:
+		snprintf(why, sizeof(why), "cannot %s (%s), skipping", what, strerror(err));
+		skip(w, why);
+		return 0;
+	default:
+		return -err;
+	}
+}
+
 /* Hashes dirfd/rel (rel may be an absolute path with dirfd AT_FDCWD) if it is still a regular
  * file when opened: a FIFO put there since the stat is never read, nor waited for. */
 static int walk_file(Walk *w, int dirfd, const char *rel)
@@ -145,16 +171,8 @@ static int walk_file(Walk *w, int dirfd, const char *rel)
 	struct stat st;
 
 	_cleanup_close_ int fd = openat(dirfd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT) {
-			w->vanished = true;
-			return 0;
-		}
-		char why[128];
-		snprintf(why, sizeof(why), "cannot open (%s), skipping", strerror(errno));
-		skip(w, why);
-		return 0;
-	}
+	if (fd < 0)
+		return fault(w, "open", errno);
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode)) {
@@ -162,12 +180,8 @@ static int walk_file(Walk *w, int dirfd, const char *rel)
 		return 0;
 	}
 	int r = digest_fd(fd, sha);
-	if (r < 0) {
-		char why[128];
-		snprintf(why, sizeof(why), "cannot read (%s), skipping", strerror(-r));
-		skip(w, why);
-		return 0;
-	}
+	if (r < 0)
+		return fault(w, "read", -r);
 	return list_add(w->list, w->name, sha);
 }
 
@@ -179,18 +193,12 @@ static int walk_entry(Walk *w, int dirfd, const char *rel)
 	struct stat st;
 
 	if (fstatat(dirfd, rel, &st, 0) < 0) {
-		if (errno == ENOENT && fstatat(dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		int err = errno;
+		if (err == ENOENT && fstatat(dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			skip(w, "dangling symlink, skipping");
-		else if (errno == ENOENT)
-			w->vanished = true;
-		else if (errno == ELOOP)
-			skip(w, "symlink loop, skipping");
-		else {
-			char why[128];
-			snprintf(why, sizeof(why), "cannot stat (%s), skipping", strerror(errno));
-			skip(w, why);
+			return 0;
 		}
-		return 0;
+		return fault(w, "stat", err);
 	}
 	if (S_ISREG(st.st_mode))
 		return walk_file(w, dirfd, rel);
@@ -208,17 +216,8 @@ static int walk_entry(Walk *w, int dirfd, const char *rel)
 		return 0;
 	}
 	_cleanup_close_ int fd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			w->vanished = true;
-		else {
-			char why[128];
-			snprintf(why, sizeof(why), "cannot open directory (%s), skipping",
-				 strerror(errno));
-			skip(w, why);
-		}
-		return 0;
-	}
+	if (fd < 0)
+		return fault(w, "open the directory", errno);
 	w->dev[w->depth] = st.st_dev;
 	w->ino[w->depth] = st.st_ino;
 	w->depth++;

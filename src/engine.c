@@ -27,6 +27,8 @@
 #define CONFIG_OWNER UINT_MAX
 /* How often a target without a handler is looked at again, within handler_wait. */
 #define HANDLER_RETRY_NS (100 * NSEC_PER_MSEC)
+/* How soon a digest that failed for a passing reason (no fd left, I/O) is tried again. */
+#define DIGEST_RETRY_NS (1000 * NSEC_PER_MSEC)
 
 typedef enum { PHASE_IDLE, PHASE_HANDLER_WAIT, PHASE_VERIFY } Phase;
 
@@ -318,8 +320,15 @@ static void evaluate(Engine *e, RuleState *s)
 	size_t files;
 
 	s->burst = (Burst){ 0 };
-	if (rule_digest(e, s, digest, &files) < 0)
+	int r = rule_digest(e, s, digest, &files);
+	if (r < 0) {
+		/* a missing path is waited for by its watch; passing trouble is retried */
+		if (r == -EMFILE || r == -ENFILE || r == -ENOMEM || r == -EIO || r == -EAGAIN ||
+		    r == -ENOBUFS)
+			s->burst = (Burst){ .start = burst_start ? burst_start : timer_now(),
+					    .due = timer_now() + DIGEST_RETRY_NS };
 		return;
+	}
 	if (s->held)
 		log_info("path back", LF_STR("rule", s->rule->name));
 	s->held = false;

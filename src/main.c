@@ -20,6 +20,7 @@
 #include "loop.h"
 #include "match.h"
 #include "rules.h"
+#include "sandbox.h"
 #include "signame.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
@@ -28,6 +29,7 @@ typedef struct Options {
 	const char *command;
 	const char *config;
 	bool dry_run;
+	bool no_seccomp;
 	const char *log_format, *log_level, *metrics_listen; /* NULL: from the rule file */
 	char **args;
 	int n_args;
@@ -37,6 +39,7 @@ static const char usage_text[] =
 	"Usage:\n"
 	"  sigreload [run] [-c FILE] [--dry-run] [--log-format logfmt|json]\n"
 	"                  [--log-level debug|info|warn|error] [--metrics-listen ADDR]\n"
+	"                  [--no-seccomp]\n"
 	"  sigreload check -c FILE          validate the rule file and print the resolved plan\n"
 	"  sigreload match -c FILE [RULE]   list the processes each rule would signal now\n"
 	"  sigreload hash PATH...           print the digests sigreload computes for PATHs\n"
@@ -51,6 +54,7 @@ static const char usage_text[] =
 	"      --log-format FORMAT  logfmt or json (overrides log_format)\n"
 	"      --log-level LEVEL    debug, info, warn or error (overrides log_level)\n"
 	"      --metrics-listen ADDR  \":9533\", \"127.0.0.1:9533\", or \"\" to disable\n"
+	"      --no-seccomp         run without the seccomp filter (for debugging, e.g. strace)\n"
 	"  -h, --help               show this help\n"
 	"  -V, --version            show the version\n"
 	"\n"
@@ -72,13 +76,14 @@ static int usage_error(const char *fmt, ...)
 /* Returns -1 to go on, or the exit code to leave with. */
 static int parse_args(int argc, char **argv, Options *o)
 {
-	enum { OPT_DRY_RUN = 256, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_METRICS_LISTEN };
+	enum { OPT_DRY_RUN = 256, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_METRICS_LISTEN, OPT_NO_SECCOMP };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+		{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -108,6 +113,9 @@ static int parse_args(int argc, char **argv, Options *o)
 			break;
 		case OPT_DRY_RUN:
 			o->dry_run = true;
+			break;
+		case OPT_NO_SECCOMP:
+			o->no_seccomp = true;
 			break;
 		case OPT_LOG_FORMAT:
 			if (log_format_parse(optarg, &format) < 0)
@@ -356,6 +364,21 @@ static int block_signals(Source *src)
 	return src->fd < 0 ? -errno : 0;
 }
 
+/* Once every fd is open: from here on, only the system calls the loop needs. */
+static void lock_down(const Options *o)
+{
+	int r;
+
+	if (o->no_seccomp)
+		log_warn("seccomp filter off", LF_STR("why", "--no-seccomp"));
+	else if (!sandbox_supported())
+		log_info("seccomp filter off", LF_STR("why", "sanitizer build"));
+	else if ((r = sandbox_apply()) < 0)
+		log_warn("seccomp filter not applied", LF_ERRNO(-r), LF_STR("next", "running without it"));
+	else
+		log_info("seccomp filter on", LF_STR("allowed", "read-only files, inotify, signals, HTTP"));
+}
+
 static int cmd_run(const Options *o)
 {
 	EngineOptions eo = { .config_file = o->config, .dry_run = o->dry_run,
@@ -381,8 +404,10 @@ static int cmd_run(const Options *o)
 		return EXIT_RUNTIME;
 	}
 	r = engine_start(engine);
-	if (r >= 0)
+	if (r >= 0) {
+		lock_down(o);
 		r = loop_run(loop, engine_dispatch, engine);
+	}
 	engine_free(engine);
 	loop_free(loop);
 	close(signals.fd);

@@ -457,3 +457,30 @@ def test_alone_in_its_pid_namespace_hints_at_share_process_namespace(workdir):
         assert p.wait() == 0
     finally:
         p.close()
+
+
+# ---- least privilege ------------------------------------------------------------------------
+
+def status_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-seccomp"]], ids=["filter", "no-seccomp"])
+def test_seccomp_filter_after_start_up(pod, workdir, flag):
+    vol = volume(workdir)
+    t = Target(pod, "--comm", "mydaemon", "--config", vol.root / "app.conf")
+    r = Reloader(pod, workdir, rules(rule("app", [vol.root], "mydaemon")), args=flag)
+    sanitized = bool(os.environ.get("SIGRELOAD_SANITIZED"))
+    if flag:
+        ev = r.log.expect("seccomp filter off", why="--no-seccomp")
+    elif sanitized:
+        ev = r.log.expect("seccomp filter off", why="sanitizer build")
+    else:
+        ev = r.log.expect("seccomp filter on")
+    on = not flag and not sanitized
+    st = status_of(r.proc.pid)
+    assert (st["Seccomp"], st["NoNewPrivs"]) == (("2", "1") if on else ("0", "0"))
+    # everything sigreload does after start-up works under the filter (the whole suite runs so)
+    r.config.write_text(r.config.read_text())  # same bytes: nothing to reload
+    change_and_expect(r, t, "app", lambda: vol.write({"app.conf": "v2\n"}), "v2\n")

@@ -1,0 +1,15 @@
+/* sandbox.h: least privilege inside the process once start-up is done: no_new_privs and a
+ * seccomp filter allowing only the system calls sigreload's loop makes. */
+#ifndef SIGRELOAD_SANDBOX_H
+#define SIGRELOAD_SANDBOX_H
+
+#include <stdbool.h>
+
+/* Whether this build can apply the filter (sanitizer runtimes need system calls it forbids). */
+bool sandbox_supported(void);
+
+/* Sets no_new_privs and loads the filter: every other system call fails with EPERM, files can
+ * be opened for reading only, and no socket can be made. Returns 0 or -errno. */
+int sandbox_apply(void);
+
+#endif
