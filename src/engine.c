@@ -39,8 +39,8 @@ typedef struct Delivery {
 	uint64_t burst_start; /* first event of the burst it answers; 0 at start-up */
 	uint64_t handler_deadline;
 	uint64_t due;
-	Pinned *pending, *sent;
-	size_t n_pending, n_sent, n_failed;
+	Pinned *pending, *sent; /* sent: pinned until verified */
+	size_t n_pending, n_sent, n_signaled, n_failed;
 	const char *reason; /* of the first failure */
 	bool waiting_logged;
 } Delivery;
@@ -74,6 +74,7 @@ struct Engine {
 	uint64_t resync_due;
 	Metrics *metrics;
 	Http *http;
+	char *listen; /* the metrics_listen served, as configured at start-up */
 	bool started;
 };
 
@@ -134,12 +135,12 @@ static void finalize(Engine *e, RuleState *s)
 	metrics_reload(e->metrics, s->rule->name, d->n_failed ? RESULT_FAILED : RESULT_SIGNALED);
 	if (d->n_failed == 0) {
 		set_signaled(e, s, d->digest);
-		log_info("reloaded", LF_STR("rule", s->rule->name), LF_UINT("targets", d->n_sent),
+		log_info("reloaded", LF_STR("rule", s->rule->name), LF_UINT("targets", d->n_signaled),
 			 LF_STR("sha256", digest));
 	} else {
 		/* The digest stays where it was: the next event retries. */
 		log_error("reload failed", LF_STR("rule", s->rule->name), LF_STR("reason", d->reason),
-			  LF_UINT("failed", d->n_failed), LF_UINT("signaled", d->n_sent),
+			  LF_UINT("failed", d->n_failed), LF_UINT("signaled", d->n_signaled),
 			  LF_STR("sha256", digest));
 	}
 	delivery_reset(d);
@@ -180,6 +181,7 @@ static void send_one(Engine *e, RuleState *s, Pinned *p, uint64_t now)
 	log_info(e->opt.dry_run ? "would signal (dry run)" : "signaled", LF_STR("rule", r->name),
 		 LF_STR("signal", signame_format(r->signal, sig)), LF_INT("pid", p->pid),
 		 LF_STR("sha256", (hex(s->d.digest, digest), digest)), LF_STR("since_event_ms", delay));
+	s->d.n_signaled++;
 	if (!e->opt.dry_run)
 		metrics_signal_sent(e->metrics, r->name, r->signal);
 	if (e->opt.dry_run || push(&s->d.sent, &s->d.n_sent, p) < 0)
@@ -288,6 +290,13 @@ static void skip_logged(const char *name, const char *why, void *userdata)
 	log_warn("not hashed", LF_STR("rule", r->name), LF_STR("path", name), LF_STR("why", why));
 }
 
+/* Failures that pass by themselves; a missing path is waited for by its watch instead. */
+static bool transient(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -EIO || err == -EAGAIN ||
+	       err == -ENOBUFS;
+}
+
 /* The rule's digest, or a reason it is held (logged here). */
 static int rule_digest(Engine *e, RuleState *s, unsigned char digest[DIGEST_LEN], size_t *files)
 {
@@ -305,7 +314,8 @@ static int rule_digest(Engine *e, RuleState *s, unsigned char digest[DIGEST_LEN]
 		if (!s->held || log_enabled(LEVEL_DEBUG))
 			log_warn("held", LF_STR("rule", r->name), LF_STR("path", missing),
 				 LF_STR("err", res == -E2BIG ? "more than 10000 files" : strerror(-res)),
-				 LF_STR("next", "evaluated again when the path changes"));
+				 LF_STR("next", transient(res) ? "retried in a second"
+							       : "evaluated again when the path changes"));
 		s->held = true;
 		metrics_reload(e->metrics, r->name, RESULT_HELD);
 	}
@@ -322,9 +332,7 @@ static void evaluate(Engine *e, RuleState *s)
 	s->burst = (Burst){ 0 };
 	int r = rule_digest(e, s, digest, &files);
 	if (r < 0) {
-		/* a missing path is waited for by its watch; passing trouble is retried */
-		if (r == -EMFILE || r == -ENFILE || r == -ENOMEM || r == -EIO || r == -EAGAIN ||
-		    r == -ENOBUFS)
+		if (transient(r))
 			s->burst = (Burst){ .start = burst_start ? burst_start : timer_now(),
 					    .due = timer_now() + DIGEST_RETRY_NS };
 		return;
@@ -487,6 +495,10 @@ static void reload_rules(Engine *e, const char *why)
 		log_error("rule file not loaded", LF_ERRNO(-kept), LF_STR("next", "keeping the previous rules"));
 		return;
 	}
+	if (e->listen && strcmp(e->listen, e->opt.metrics_listen ? e->opt.metrics_listen
+								 : e->rules->settings.metrics_listen) != 0)
+		log_warn("metrics_listen changed", LF_STR("metrics_listen", e->rules->settings.metrics_listen),
+			 LF_STR("next", "still serving the old address: restart sigreload to move it"));
 	log_info("rules reloaded", LF_STR("path", e->opt.config_file), LF_STR("why", why),
 		 LF_UINT("rules", e->n_states), LF_UINT("kept", (unsigned)kept),
 		 LF_UINT("removed", before - (size_t)kept));
@@ -742,6 +754,7 @@ void engine_free(Engine *e)
 	states_free(e->states, e->n_states);
 	rules_free(e->rules);
 	http_free(e->http);
+	free(e->listen);
 	metrics_free(e->metrics);
 	watch_free(e->watch);
 	timer_free(e->timer);
@@ -806,6 +819,8 @@ static int start_http(Engine *e)
 	char err[256];
 	int r;
 
+	if (!(e->listen = strdup(addr)))
+		return -ENOMEM;
 	if (!*addr) {
 		log_info("metrics endpoint disabled", LF_STR("metrics_listen", ""));
 		return 0;
