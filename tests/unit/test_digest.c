@@ -217,32 +217,6 @@ static void test_digest_list_sort(void **state)
 	digest_list_sort(&l); /* an empty list is fine */
 }
 
-/* Tree tests: a fresh directory in *state, removed with all it holds even when a test fails. */
-static int tmpdir_setup(void **state)
-{
-	char *dir = strdup("/tmp/sigreload-unit-XXXXXX");
-
-	if (!dir || !mkdtemp(dir)) {
-		free(dir);
-		return -1;
-	}
-	*state = dir;
-	return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-static int tmpdir_teardown(void **state)
-{
-	int r = nftw(*state, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(*state);
-	return r;
-}
-
 static void put(const char *root, const char *rel, const char *content)
 {
 	_cleanup_free_ char *path = xasprintf("%s/%s", root, rel);
@@ -523,7 +497,7 @@ static void configmap_swap(const char *vol, const char *old_ts, const char *ts,
 	write_keys(vol, tsdir, keys, n);
 	assert_int_equal(symlink(tsdir, tmp), 0);
 	assert_int_equal(rename(tmp, data), 0);
-	assert_int_equal(nftw(old, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	assert_int_equal(remove_tree(old), 0);
 }
 
 static void assert_no_dotdot(const DigestList *l)
@@ -561,7 +535,7 @@ static void test_tree_configmap(void **state)
 	rule_digest(vol, plain, &l);
 	assert_entries(vol, &l, want, ELEMS(want));
 	digest_list_done(&l);
-	assert_int_equal(nftw(vol, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	assert_int_equal(remove_tree(vol), 0);
 
 	/* the same data as a ConfigMap volume: same entries, same digest */
 	dir(root, "vol");

@@ -605,32 +605,6 @@ static void test_limit_errors(void **state)
 	}
 }
 
-/* A fresh directory per test in *state, removed with everything in it even if the test fails. */
-static int tmpdir_setup(void **state)
-{
-	char *dir = strdup("/tmp/sigreload-unit-XXXXXX");
-
-	if (!dir || !mkdtemp(dir)) {
-		free(dir);
-		return -1;
-	}
-	*state = dir;
-	return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
-static int tmpdir_teardown(void **state)
-{
-	int r = nftw(*state, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(*state);
-	return r;
-}
-
 static void write_file(const char *path, const char *buf, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
