@@ -461,36 +461,63 @@ static void report_all(Watch *w, uint32_t mask)
 		w->ops.changed(w->paths[i].owner, w->paths[i].path, NULL, NULL, mask, w->ops.userdata);
 }
 
-/* Tells the paths interested in one event; returns whether the structure may have changed. */
-static bool dispatch_event(Watch *w, const struct inotify_event *ev)
+int watch_parse_events(const char *buf, size_t len, WatchEventFn fn, void *userdata)
 {
-	Dir *d = find_wd(&w->dirs, ev->wd);
-	const char *name = ev->len ? ev->name : NULL;
-	bool structural = false;
+	for (size_t off = 0; off < len;) {
+		struct inotify_event ev; /* copied out: a record need not be aligned here */
 
-	if (!d)
-		return false; /* a watch removed by the last re-arm */
+		if (len - off < sizeof(ev))
+			return -EIO;
+		memcpy(&ev, buf + off, sizeof(ev));
+		off += sizeof(ev);
+		if (ev.len > len - off)
+			return -EIO; /* the kernel never splits a record: a broken read */
+		const char *name = buf + off;
+		if (ev.len && !memchr(name, '\0', ev.len))
+			return -EIO;
+		off += ev.len;
+		fn(ev.wd, ev.mask, ev.len && *name ? name : NULL, userdata);
+	}
+	return 0;
+}
+
+typedef struct ReadState {
+	Watch *w;
+	bool rearm, overflow;
+} ReadState;
+
+/* Tells the paths interested in one event, and notes whether the structure may have changed. */
+static void dispatch_event(int wd, uint32_t mask, const char *name, void *userdata)
+{
+	ReadState *rs = userdata;
+	Watch *w = rs->w;
+	Dir *d;
+
+	w->events++;
+	if (mask & IN_Q_OVERFLOW)
+		rs->overflow = true;
+	if (rs->overflow || !(d = find_wd(&w->dirs, wd)))
+		return; /* reported wholesale below; or a watch removed by the last re-arm */
 	for (size_t k = 0; k < d->n; k++) {
 		const Interest *in = &d->v[k];
-		bool self = (ev->mask & MASK_SELF) != 0;
+		bool self = (mask & MASK_SELF) != 0;
 		/* In a directory whose files count, dot-names are the volume's internals: only
 		 * ..data, swapped by the kubelet in one rename, says the content moved. */
 		bool hit = self || (in->name ? name && strcmp(name, in->name) == 0
 					     : name && (name[0] != '.' || strcmp(name, "..data") == 0));
 		if (!hit)
 			continue;
-		w->ops.changed(w->paths[in->path].owner, w->paths[in->path].path, d->path, name,
-			       ev->mask, w->ops.userdata);
-		if ((ev->mask & MASK_STRUCTURE) || ((ev->mask & IN_ATTRIB) && (ev->mask & IN_ISDIR)))
-			structural = true;
+		w->ops.changed(w->paths[in->path].owner, w->paths[in->path].path, d->path, name, mask,
+			       w->ops.userdata);
+		if ((mask & MASK_STRUCTURE) || ((mask & IN_ATTRIB) && (mask & IN_ISDIR)))
+			rs->rearm = true;
 	}
-	return structural;
 }
 
 int watch_read(Watch *w)
 {
 	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
-	bool rearm = false, overflow = false;
+	ReadState rs = { .w = w };
 
 	for (;;) {
 		ssize_t n = read(w->inotify.fd, buf, sizeof(buf));
@@ -500,20 +527,11 @@ int watch_read(Watch *w)
 			break;
 		if (n < 0)
 			return -errno;
-		for (ssize_t off = 0; off < n;) {
-			const struct inotify_event *ev = (const void *)(buf + off);
-			if ((size_t)(n - off) < sizeof(*ev) ||
-			    (size_t)(n - off) < sizeof(*ev) + ev->len)
-				return -EIO; /* the kernel never splits a record: a broken read */
-			off += (ssize_t)(sizeof(*ev) + ev->len);
-			w->events++;
-			if (ev->mask & IN_Q_OVERFLOW)
-				overflow = true;
-			else if (!overflow && dispatch_event(w, ev))
-				rearm = true;
-		}
+		int r = watch_parse_events(buf, (size_t)n, dispatch_event, &rs);
+		if (r < 0)
+			return r;
 	}
-	if (overflow) {
+	if (rs.overflow) {
 		/* Events were lost: only a full re-arm and re-evaluation are safe. */
 		if (w->ops.overflow)
 			w->ops.overflow(w->ops.userdata);
@@ -521,7 +539,7 @@ int watch_read(Watch *w)
 		report_all(w, IN_Q_OVERFLOW);
 		return r < 0 ? r : 0;
 	}
-	if (rearm) {
+	if (rs.rearm) {
 		int r = watch_arm(w);
 		return r < 0 ? r : 0;
 	}

@@ -51,6 +51,12 @@ int watch_read(Watch *w);
 /* After the mount table changed (a bind mount over a watched directory): re-arm, report all. */
 int watch_mounts_changed(Watch *w);
 
+/* Walks the inotify records in buf (as read(2) returns them), calling fn for each; name is NULL
+ * for events on the watched directory itself. -EIO when a record is cut short or its name not
+ * terminated: nothing after it is trusted. Pure; the fuzzer's entry point. */
+typedef void (*WatchEventFn)(int wd, uint32_t mask, const char *name, void *userdata);
+int watch_parse_events(const char *buf, size_t len, WatchEventFn fn, void *userdata);
+
 size_t watch_count(const Watch *w);
 /* inotify events read so far. */
 uint64_t watch_events(const Watch *w);
