@@ -38,7 +38,8 @@ int addr_parse(const char *s, ListenAddr *out)
 		colon = close + 1;
 	} else {
 		colon = strrchr(s, ':');
-		if (!colon || (size_t)(colon - s) >= sizeof(host) || memchr(s, ':', (size_t)(colon - s)))
+		if (!colon || (size_t)(colon - s) >= sizeof(host) ||
+		    memchr(s, ':', (size_t)(colon - s)))
 			return -EINVAL;
 		memcpy(host, s, (size_t)(colon - s));
 		host[colon - s] = '\0';

@@ -16,7 +16,7 @@
 
 #include "cleanup.h"
 
-#define READ_CHUNK (128 * 1024)
+#define READ_CHUNK   (128 * 1024)
 #define WALK_RETRIES 3
 
 typedef struct Walk {
@@ -33,7 +33,8 @@ typedef struct Walk {
 
 static const EVP_MD *sha256(void)
 {
-	static EVP_MD *md; /* fetched once: an implicit fetch per file costs more than small files */
+	/* fetched once: an implicit fetch per file costs more than small files */
+	static EVP_MD *md;
 
 	if (!md)
 		md = EVP_MD_fetch(NULL, "SHA256", NULL);

@@ -4,8 +4,8 @@
 
 #include <stddef.h>
 
-#define DIGEST_LEN 32
-#define DIGEST_HEX_LEN (2 * DIGEST_LEN + 1)
+#define DIGEST_LEN	 32
+#define DIGEST_HEX_LEN	 (2 * DIGEST_LEN + 1)
 #define DIGEST_MAX_FILES 10000 /* per rule */
 #define DIGEST_MAX_DEPTH 32
 

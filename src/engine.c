@@ -95,7 +95,8 @@ static void burst_event(Burst *b, uint64_t now, uint64_t debounce_ms, uint64_t m
 {
 	if (!b->due)
 		b->start = now;
-	uint64_t quiet = now + debounce_ms * NSEC_PER_MSEC, cap = b->start + max_wait_ms * NSEC_PER_MSEC;
+	uint64_t quiet = now + debounce_ms * NSEC_PER_MSEC,
+		 cap = b->start + max_wait_ms * NSEC_PER_MSEC;
 	b->due = quiet < cap ? quiet : cap;
 }
 
@@ -135,13 +136,13 @@ static void finalize(Engine *e, RuleState *s)
 	metrics_reload(e->metrics, s->rule->name, d->n_failed ? RESULT_FAILED : RESULT_SIGNALED);
 	if (d->n_failed == 0) {
 		set_signaled(e, s, d->digest);
-		log_info("reloaded", LF_STR("rule", s->rule->name), LF_UINT("targets", d->n_signaled),
-			 LF_STR("sha256", digest));
+		log_info("reloaded", LF_STR("rule", s->rule->name),
+			 LF_UINT("targets", d->n_signaled), LF_STR("sha256", digest));
 	} else {
 		/* The digest stays where it was: the next event retries. */
-		log_error("reload failed", LF_STR("rule", s->rule->name), LF_STR("reason", d->reason),
-			  LF_UINT("failed", d->n_failed), LF_UINT("signaled", d->n_signaled),
-			  LF_STR("sha256", digest));
+		log_error("reload failed", LF_STR("rule", s->rule->name),
+			  LF_STR("reason", d->reason), LF_UINT("failed", d->n_failed),
+			  LF_UINT("signaled", d->n_signaled), LF_STR("sha256", digest));
 	}
 	delivery_reset(d);
 }
@@ -180,7 +181,8 @@ static void send_one(Engine *e, RuleState *s, Pinned *p, uint64_t now)
 		 s->d.burst_start ? (double)(now - s->d.burst_start) / 1e6 : 0.0);
 	log_info(e->opt.dry_run ? "would signal (dry run)" : "signaled", LF_STR("rule", r->name),
 		 LF_STR("signal", signame_format(r->signal, sig)), LF_INT("pid", p->pid),
-		 LF_STR("sha256", (hex(s->d.digest, digest), digest)), LF_STR("since_event_ms", delay));
+		 LF_STR("sha256", (hex(s->d.digest, digest), digest)),
+		 LF_STR("since_event_ms", delay));
 	s->d.n_signaled++;
 	if (!e->opt.dry_run)
 		metrics_signal_sent(e->metrics, r->name, r->signal);
@@ -201,13 +203,16 @@ static void deliver(Engine *e, RuleState *s)
 		Pinned *p = &d->pending[i];
 		int ready = r->handler_wait_ms == 0 ? 1 : notify_ready(p, r->signal);
 		if (ready < 0) {
-			delivery_fail(e, s, p, REASON_ESRCH, "the process exited before the signal");
+			delivery_fail(e, s, p, REASON_ESRCH,
+				      "the process exited before the signal");
 			notify_unpin(p);
 		} else if (ready == 0 && now < d->handler_deadline) {
 			d->pending[kept++] = *p;
 		} else if (ready == 0) {
-			snprintf(why, sizeof(why), "no handler for %s after %llums: not signaled, "
-				 "its default action would end it", signame_format(r->signal, sig),
+			snprintf(why, sizeof(why),
+				 "no handler for %s after %llums: not signaled, "
+				 "its default action would end it",
+				 signame_format(r->signal, sig),
 				 (unsigned long long)r->handler_wait_ms);
 			delivery_fail(e, s, p, REASON_NO_HANDLER, why);
 			notify_unpin(p);
@@ -219,7 +224,8 @@ static void deliver(Engine *e, RuleState *s)
 	if (kept > 0) {
 		if (!d->waiting_logged)
 			log_info("waiting for a signal handler", LF_STR("rule", r->name),
-				 LF_UINT("targets", kept), LF_STR("signal", signame_format(r->signal, sig)));
+				 LF_UINT("targets", kept),
+				 LF_STR("signal", signame_format(r->signal, sig)));
 		d->waiting_logged = true;
 		uint64_t retry = now + HANDLER_RETRY_NS;
 		d->due = retry < d->handler_deadline ? retry : d->handler_deadline;
@@ -245,14 +251,16 @@ static void verify(Engine *e, RuleState *s)
 }
 
 /* A changed digest: find the targets now and start signaling them. */
-static void start_delivery(Engine *e, RuleState *s, const unsigned char *digest, uint64_t burst_start)
+static void start_delivery(Engine *e, RuleState *s, const unsigned char *digest,
+			   uint64_t burst_start)
 {
 	const Rule *r = s->rule;
 	Delivery *d = &s->d;
 	TargetList l = { 0 };
 	char hexd[DIGEST_HEX_LEN];
 
-	*d = (Delivery){ .phase = PHASE_HANDLER_WAIT, .burst_start = burst_start,
+	*d = (Delivery){ .phase = PHASE_HANDLER_WAIT,
+			 .burst_start = burst_start,
 			 .handler_deadline = timer_now() + r->handler_wait_ms * NSEC_PER_MSEC };
 	memcpy(d->digest, digest, DIGEST_LEN);
 	int res = match_find(r->match, r->leaders_only, false, &l);
@@ -272,7 +280,8 @@ static void start_delivery(Engine *e, RuleState *s, const unsigned char *digest,
 	target_list_done(&l);
 	if (d->n_pending == 0) {
 		/* Nobody to tell: a target that starts later reads the files as they are now. */
-		log_warn("no target", LF_STR("rule", r->name), LF_STR("sha256", (hex(digest, hexd), hexd)),
+		log_warn("no target", LF_STR("rule", r->name),
+			 LF_STR("sha256", (hex(digest, hexd), hexd)),
 			 LF_STR("hint", "sigreload match -c FILE shows what the rule matches"));
 		metrics_reload(e->metrics, r->name, RESULT_NO_TARGET);
 		set_signaled(e, s, digest);
@@ -293,8 +302,8 @@ static void skip_logged(const char *name, const char *why, void *userdata)
 /* Failures that pass by themselves; a missing path is waited for by its watch instead. */
 static bool transient(int err)
 {
-	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -EIO || err == -EAGAIN ||
-	       err == -ENOBUFS;
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -EIO ||
+	       err == -EAGAIN || err == -ENOBUFS;
 }
 
 /* The rule's digest, or a reason it is held (logged here). */
@@ -312,10 +321,12 @@ static int rule_digest(Engine *e, RuleState *s, unsigned char digest[DIGEST_LEN]
 			if (access(r->paths[i], F_OK) < 0)
 				missing = r->paths[i];
 		if (!s->held || log_enabled(LEVEL_DEBUG))
-			log_warn("held", LF_STR("rule", r->name), LF_STR("path", missing),
-				 LF_STR("err", res == -E2BIG ? "more than 10000 files" : strerror(-res)),
-				 LF_STR("next", transient(res) ? "retried in a second"
-							       : "evaluated again when the path changes"));
+			log_warn(
+			    "held", LF_STR("rule", r->name), LF_STR("path", missing),
+			    LF_STR("err", res == -E2BIG ? "more than 10000 files" : strerror(-res)),
+			    LF_STR("next", transient(res)
+					       ? "retried in a second"
+					       : "evaluated again when the path changes"));
 		s->held = true;
 		metrics_reload(e->metrics, r->name, RESULT_HELD);
 	}
@@ -343,8 +354,8 @@ static void evaluate(Engine *e, RuleState *s)
 	hex(digest, now_hex);
 	bool in_flight = s->d.phase == PHASE_HANDLER_WAIT;
 	const unsigned char *current = s->d.phase != PHASE_IDLE ? s->d.digest
-				       : s->known		 ? s->signaled
-								 : NULL;
+				       : s->known		? s->signaled
+								: NULL;
 	if (current && memcmp(current, digest, DIGEST_LEN) == 0) {
 		log_info("unchanged", LF_STR("rule", s->rule->name), LF_STR("sha256", now_hex),
 			 LF_UINT("files", files));
@@ -395,11 +406,13 @@ static int set_watches(Engine *e)
 	n = 0;
 	for (size_t i = 0; i < e->n_states; i++)
 		for (size_t j = 0; j < e->states[i].rule->n_paths; j++)
-			paths[n++] = (WatchPath){ .path = e->states[i].rule->paths[j], .owner = (unsigned)i };
+			paths[n++] = (WatchPath){ .path = e->states[i].rule->paths[j],
+						  .owner = (unsigned)i };
 	paths[n++] = (WatchPath){ .path = e->config_path, .owner = CONFIG_OWNER };
 	int r = watch_set(e->watch, paths, n);
 	if (r >= 0)
-		log_info("watches armed", LF_UINT("watches", (unsigned)r), LF_UINT("rules", e->n_states));
+		log_info("watches armed", LF_UINT("watches", (unsigned)r),
+			 LF_UINT("rules", e->n_states));
 	return r;
 }
 
@@ -440,7 +453,8 @@ static int install_rules(Engine *e, Rules *rules)
 			memcpy(v[i].signaled, old->signaled, DIGEST_LEN);
 			/* a reload in flight under the old rule is redone under the new one */
 			if (old->burst.due || old->d.phase != PHASE_IDLE)
-				v[i].burst = (Burst){ .start = old->burst.start ? old->burst.start : timer_now(),
+				v[i].burst = (Burst){ .start = old->burst.start ? old->burst.start
+										: timer_now(),
 						      .due = timer_now() };
 			kept++;
 			break;
@@ -484,26 +498,31 @@ static void reload_rules(Engine *e, const char *why)
 	rules_errors_done(&errs);
 	metrics_rules_loaded(e->metrics, r == 0);
 	if (r < 0) {
-		log_error("rule file not loaded", LF_STR("path", e->opt.config_file), LF_STR("why", why),
-			  LF_STR("next", "keeping the previous rules"));
+		log_error("rule file not loaded", LF_STR("path", e->opt.config_file),
+			  LF_STR("why", why), LF_STR("next", "keeping the previous rules"));
 		return;
 	}
 	size_t before = e->n_states;
 	int kept = install_rules(e, rules);
 	if (kept < 0) {
 		rules_free(rules);
-		log_error("rule file not loaded", LF_ERRNO(-kept), LF_STR("next", "keeping the previous rules"));
+		log_error("rule file not loaded", LF_ERRNO(-kept),
+			  LF_STR("next", "keeping the previous rules"));
 		return;
 	}
-	if (e->listen && strcmp(e->listen, e->opt.metrics_listen ? e->opt.metrics_listen
-								 : e->rules->settings.metrics_listen) != 0)
-		log_warn("metrics_listen changed", LF_STR("metrics_listen", e->rules->settings.metrics_listen),
-			 LF_STR("next", "still serving the old address: restart sigreload to move it"));
+	if (e->listen &&
+	    strcmp(e->listen, e->opt.metrics_listen ? e->opt.metrics_listen
+						    : e->rules->settings.metrics_listen) != 0)
+		log_warn(
+		    "metrics_listen changed",
+		    LF_STR("metrics_listen", e->rules->settings.metrics_listen),
+		    LF_STR("next", "still serving the old address: restart sigreload to move it"));
 	log_info("rules reloaded", LF_STR("path", e->opt.config_file), LF_STR("why", why),
 		 LF_UINT("rules", e->n_states), LF_UINT("kept", (unsigned)kept),
 		 LF_UINT("removed", before - (size_t)kept));
 	if (set_watches(e) < 0)
-		log_error("cannot watch", LF_STR("next", "rules are evaluated on SIGHUP and resync only"));
+		log_error("cannot watch",
+			  LF_STR("next", "rules are evaluated on SIGHUP and resync only"));
 	for (size_t i = 0; i < e->n_states; i++)
 		if (!e->states[i].known && !e->states[i].burst.due)
 			baseline(e, &e->states[i]);
@@ -532,12 +551,12 @@ static const char *mask_name(uint32_t mask)
 	static const struct {
 		uint32_t bit;
 		const char *name;
-	} names[] = { { IN_Q_OVERFLOW, "Q_OVERFLOW" }, { IN_CLOSE_WRITE, "CLOSE_WRITE" },
-		      { IN_MOVED_TO, "MOVED_TO" },     { IN_MOVED_FROM, "MOVED_FROM" },
-		      { IN_CREATE, "CREATE" },	       { IN_DELETE, "DELETE" },
+	} names[] = { { IN_Q_OVERFLOW, "Q_OVERFLOW" },	 { IN_CLOSE_WRITE, "CLOSE_WRITE" },
+		      { IN_MOVED_TO, "MOVED_TO" },	 { IN_MOVED_FROM, "MOVED_FROM" },
+		      { IN_CREATE, "CREATE" },		 { IN_DELETE, "DELETE" },
 		      { IN_DELETE_SELF, "DELETE_SELF" }, { IN_MOVE_SELF, "MOVE_SELF" },
-		      { IN_MODIFY, "MODIFY" },	       { IN_ATTRIB, "ATTRIB" },
-		      { IN_IGNORED, "IGNORED" },       { IN_UNMOUNT, "UNMOUNT" } };
+		      { IN_MODIFY, "MODIFY" },		 { IN_ATTRIB, "ATTRIB" },
+		      { IN_IGNORED, "IGNORED" },	 { IN_UNMOUNT, "UNMOUNT" } };
 	for (size_t i = 0; i < ELEMENTSOF(names); i++)
 		if (mask & names[i].bit)
 			return names[i].name;
@@ -560,7 +579,8 @@ static void on_changed(unsigned owner, const char *path, const char *dir, const 
 	RuleState *s = &e->states[owner];
 	if (log_enabled(LEVEL_DEBUG))
 		log_debug("event", LF_STR("rule", s->rule->name), LF_STR("path", path),
-			  LF_STR("dir", dir), LF_STR("name", name), LF_STR("event", mask_name(mask)));
+			  LF_STR("dir", dir), LF_STR("name", name),
+			  LF_STR("event", mask_name(mask)));
 	burst_event(&s->burst, now, s->rule->debounce_ms, s->rule->max_wait_ms);
 }
 
@@ -570,12 +590,12 @@ static void on_watch_error(unsigned owner, const char *path, const char *dir, in
 	Engine *e = userdata;
 	char limit[64] = "";
 	const char *rule = owner == CONFIG_OWNER ? "(rule file)"
-			   : owner < e->n_states     ? e->states[owner].rule->name
-						     : "?";
+			   : owner < e->n_states ? e->states[owner].rule->name
+						 : "?";
 
-	metrics_watch_error(e->metrics, err == -ENOSPC ? WATCH_ERR_LIMIT
-				   : err == -EACCES ? WATCH_ERR_ACCESS
-						    : WATCH_ERR_OTHER);
+	metrics_watch_error(e->metrics, err == -ENOSPC	 ? WATCH_ERR_LIMIT
+					: err == -EACCES ? WATCH_ERR_ACCESS
+							 : WATCH_ERR_OTHER);
 	if (err == -ENOSPC) {
 		FILE *f = fopen("/proc/sys/fs/inotify/max_user_watches", "re");
 		if (!f || !fgets(limit, sizeof(limit), f))
@@ -585,10 +605,13 @@ static void on_watch_error(unsigned owner, const char *path, const char *dir, in
 			fclose(f);
 		log_error("inotify watch limit reached", LF_STR("rule", rule), LF_STR("path", path),
 			  LF_STR("dir", dir), LF_STR("max_user_watches", limit),
-			  LF_STR("next", "raise fs.inotify.max_user_watches on the node, or watch fewer directories; changes here are seen on resync only"));
+			  LF_STR("next",
+				 "raise fs.inotify.max_user_watches on the node, or watch fewer "
+				 "directories; changes here are seen on resync only"));
 	} else {
-		log_error("cannot watch", LF_STR("rule", rule), LF_STR("path", path), LF_STR("dir", dir),
-			  LF_STR("err", err == -E2BIG ? "more than 4096 directories" : strerror(-err)));
+		log_error(
+		    "cannot watch", LF_STR("rule", rule), LF_STR("path", path), LF_STR("dir", dir),
+		    LF_STR("err", err == -E2BIG ? "more than 4096 directories" : strerror(-err)));
 	}
 }
 
@@ -597,7 +620,8 @@ static void on_overflow(void *userdata)
 	Engine *e = userdata;
 
 	metrics_watch_error(e->metrics, WATCH_ERR_OVERFLOW);
-	log_warn("inotify queue overflow", LF_STR("next", "re-arming every watch, re-evaluating every rule"));
+	log_warn("inotify queue overflow",
+		 LF_STR("next", "re-arming every watch, re-evaluating every rule"));
 }
 
 static uint64_t min_due(uint64_t a, uint64_t b)
@@ -656,11 +680,13 @@ static int on_signal(Engine *e)
 
 	while (read(e->signals->fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			log_info("SIGHUP received: reloading the rule file", LF_INT("from_pid", si.ssi_pid));
+			log_info("SIGHUP received: reloading the rule file",
+				 LF_INT("from_pid", si.ssi_pid));
 			reload_rules(e, "SIGHUP");
 		} else {
 			char sig[SIGNAME_MAX];
-			log_info("stopping", LF_STR("signal", signame_format((int)si.ssi_signo, sig)));
+			log_info("stopping",
+				 LF_STR("signal", signame_format((int)si.ssi_signo, sig)));
 			return 1;
 		}
 	}
@@ -715,7 +741,9 @@ static char *absolute(const char *path)
 int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signals, Engine **out)
 {
 	Engine *e = calloc(1, sizeof(*e));
-	WatchOps ops = { .changed = on_changed, .error = on_watch_error, .overflow = on_overflow,
+	WatchOps ops = { .changed = on_changed,
+			 .error = on_watch_error,
+			 .overflow = on_overflow,
 			 .userdata = e };
 	int r;
 
@@ -771,7 +799,8 @@ static char *render_metrics(void *userdata, size_t *len)
 	_cleanup_free_ bool *leaders = calloc(n ? n : 1, sizeof(*leaders));
 	_cleanup_free_ TargetList *lists = calloc(n ? n : 1, sizeof(*lists));
 	_cleanup_free_ size_t *counts = calloc(n ? n : 1, sizeof(*counts));
-	MetricsLive live = { .watches = watch_count(e->watch), .watch_events = watch_events(e->watch) };
+	MetricsLive live = { .watches = watch_count(e->watch),
+			     .watch_events = watch_events(e->watch) };
 
 	if (!m || !leaders || !lists || !counts)
 		return NULL;
@@ -813,8 +842,8 @@ static bool is_ready(void *userdata, const char **why)
 
 static int start_http(Engine *e)
 {
-	const char *addr = e->opt.metrics_listen ? e->opt.metrics_listen
-						 : e->rules->settings.metrics_listen;
+	const char *addr =
+	    e->opt.metrics_listen ? e->opt.metrics_listen : e->rules->settings.metrics_listen;
 	HttpHandlers h = { .metrics = render_metrics, .ready = is_ready, .userdata = e };
 	char err[256];
 	int r;
@@ -847,24 +876,32 @@ static void startup_diagnostics(Engine *e)
 	else
 		log_info("no CAP_KILL: can signal only processes of our own uid",
 			 LF_STR("uid", uid),
-			 LF_STR("hint", "run as the target's uid, or add capability KILL for other uids"));
+			 LF_STR("hint",
+				"run as the target's uid, or add capability KILL for other uids"));
 
 	if (getpid() == 1 || (proc_scan(NULL, NULL, &info) == 0 && info.seen <= 1))
-		log_warn("no other process is visible",
-			 LF_STR("hint", "set shareProcessNamespace: true on the pod, or targets cannot be found"));
+		log_warn(
+		    "no other process is visible",
+		    LF_STR(
+			"hint",
+			"set shareProcessNamespace: true on the pod, or targets cannot be found"));
 	for (size_t i = 0; i < e->n_states; i++)
 		for (size_t j = 0; j < e->states[i].rule->n_paths; j++)
 			if (watch_subpath_mount(e->states[i].rule->paths[j]))
-				log_warn("path is a subPath mount", LF_STR("rule", e->states[i].rule->name),
-					 LF_STR("path", e->states[i].rule->paths[j]),
-					 LF_STR("hint", "Kubernetes never updates subPath mounts: mount the whole volume and point paths at the directory"));
+				log_warn(
+				    "path is a subPath mount",
+				    LF_STR("rule", e->states[i].rule->name),
+				    LF_STR("path", e->states[i].rule->paths[j]),
+				    LF_STR("hint",
+					   "Kubernetes never updates subPath mounts: mount the "
+					   "whole volume and point paths at the directory"));
 }
 
 int engine_start(Engine *e)
 {
-	log_info("starting", LF_STR("version", SIGRELOAD_VERSION), LF_STR("config", e->opt.config_file),
-		 LF_UINT("rules", e->n_states), LF_BOOL("dry_run", e->opt.dry_run),
-		 LF_INT("pid", getpid()));
+	log_info("starting", LF_STR("version", SIGRELOAD_VERSION),
+		 LF_STR("config", e->opt.config_file), LF_UINT("rules", e->n_states),
+		 LF_BOOL("dry_run", e->opt.dry_run), LF_INT("pid", getpid()));
 	startup_diagnostics(e);
 	int r = start_http(e);
 	if (r < 0)

@@ -22,7 +22,8 @@ typedef struct EngineOptions {
 	LogLevel log_level;
 } EngineOptions;
 
-/* Takes ownership of rules (also on failure). signals is the signalfd source main() made (TERM, INT, HUP). */
+/* Takes ownership of rules (also on failure). signals is the signalfd source main() made (TERM,
+ * INT, HUP). */
 int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signals, Engine **out);
 void engine_free(Engine *e);
 

@@ -77,8 +77,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		char *body = h->h.metrics(h->h.userdata, &len);
 		if (!body)
 			return text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-		return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len,
-			       MHD_RESPMEM_MUST_FREE);
+		return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body,
+			       len, MHD_RESPMEM_MUST_FREE);
 	}
 	if (strcmp(url, "/healthz") == 0)
 		return text(c, MHD_HTTP_OK, "ok\n");
@@ -102,7 +102,8 @@ static int listen_on(const ListenAddr *a, char *address, size_t size)
 	if (a->ss.ss_family == AF_UNSPEC) {
 		/* every interface: IPv6 and IPv4 on one socket where the kernel has IPv6 */
 		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-		*in6 = (struct sockaddr_in6){ .sin6_family = AF_INET6, .sin6_addr = in6addr_any,
+		*in6 = (struct sockaddr_in6){ .sin6_family = AF_INET6,
+					      .sin6_addr = in6addr_any,
 					      .sin6_port = htons((uint16_t)a->port) };
 		len = sizeof(*in6);
 		fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -164,16 +165,14 @@ int http_new(const char *addr, const HttpHandlers *handlers, Http **out, char *e
 		return fd;
 	}
 	h->daemon = MHD_start_daemon(
-		MHD_USE_EPOLL | MHD_USE_TURBO, 0, NULL, NULL, on_request, h,
-		MHD_OPTION_LISTEN_SOCKET, fd,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_PER_IP,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_PER_CONNECTION,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_END);
+	    MHD_USE_EPOLL | MHD_USE_TURBO, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
+	    fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_PER_IP,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_PER_CONNECTION,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 	const union MHD_DaemonInfo *info =
-		h->daemon ? MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+	    h->daemon ? MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
 	if (!info) {
 		snprintf(err, errsize, "cannot start the HTTP server on %s", addr);
 		if (h->daemon)
@@ -192,7 +191,8 @@ void http_free(Http *h)
 	if (!h)
 		return;
 	/* MHD does not close a listening socket it was given */
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+	const union MHD_DaemonInfo *info =
+	    MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_LISTEN_FD);
 	int fd = info ? info->listen_fd : -1;
 	MHD_stop_daemon(h->daemon);
 	if (fd >= 0)

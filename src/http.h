@@ -8,9 +8,9 @@
 
 #include "loop.h"
 
-#define HTTP_MAX_CONNECTIONS 32
-#define HTTP_MAX_PER_IP 16
-#define HTTP_TIMEOUT_S 10
+#define HTTP_MAX_CONNECTIONS	   32
+#define HTTP_MAX_PER_IP		   16
+#define HTTP_TIMEOUT_S		   10
 #define HTTP_MEMORY_PER_CONNECTION 16384 /* the request line and headers must fit */
 
 typedef struct HttpHandlers {

@@ -64,7 +64,7 @@ const char *log_level_name(LogLevel level)
 typedef struct Buf {
 	char *p;
 	size_t len, size; /* size excludes the bytes kept back for the end of the line */
-	bool full;	  /* something did not fit and was cut */
+	bool full; /* something did not fit and was cut */
 } Buf;
 
 static void buf_put(Buf *b, const char *s, size_t n)

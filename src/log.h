@@ -22,13 +22,13 @@ typedef struct LogField {
 	} v;
 } LogField;
 
-#define LF_STR(k, x) ((LogField){ .key = (k), .type = LF_T_STR, .v.s = (x) })
-#define LF_INT(k, x) ((LogField){ .key = (k), .type = LF_T_INT, .v.i = (long long)(x) })
+#define LF_STR(k, x)  ((LogField){ .key = (k), .type = LF_T_STR, .v.s = (x) })
+#define LF_INT(k, x)  ((LogField){ .key = (k), .type = LF_T_INT, .v.i = (long long)(x) })
 #define LF_UINT(k, x) ((LogField){ .key = (k), .type = LF_T_UINT, .v.u = (unsigned long long)(x) })
 #define LF_BOOL(k, x) ((LogField){ .key = (k), .type = LF_T_BOOL, .v.b = (x) })
 /* e is a positive errno value. */
 #define LF_ERRNO(e) LF_STR("err", strerror(e))
-#define LF_END ((LogField){ .type = LF_T_END })
+#define LF_END	    ((LogField){ .type = LF_T_END })
 
 void log_setup(LogFormat format, LogLevel level);
 bool log_enabled(LogLevel level);
@@ -46,8 +46,8 @@ size_t log_format_line(char *buf, size_t size, LogFormat format, const char *ts,
 #define LOG_AT(level, msg, ...)                                                                    \
 	log_emit(level, msg, (const LogField[]){ __VA_ARGS__ __VA_OPT__(, ) LF_END })
 #define log_debug(msg, ...) LOG_AT(LEVEL_DEBUG, msg __VA_OPT__(, ) __VA_ARGS__)
-#define log_info(msg, ...) LOG_AT(LEVEL_INFO, msg __VA_OPT__(, ) __VA_ARGS__)
-#define log_warn(msg, ...) LOG_AT(LEVEL_WARN, msg __VA_OPT__(, ) __VA_ARGS__)
+#define log_info(msg, ...)  LOG_AT(LEVEL_INFO, msg __VA_OPT__(, ) __VA_ARGS__)
+#define log_warn(msg, ...)  LOG_AT(LEVEL_WARN, msg __VA_OPT__(, ) __VA_ARGS__)
 #define log_error(msg, ...) LOG_AT(LEVEL_ERROR, msg __VA_OPT__(, ) __VA_ARGS__)
 
 int log_format_parse(const char *s, LogFormat *out);

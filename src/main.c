@@ -36,29 +36,30 @@ typedef struct Options {
 } Options;
 
 static const char usage_text[] =
-	"Usage:\n"
-	"  sigreload [run] [-c FILE] [--dry-run] [--log-format logfmt|json]\n"
-	"                  [--log-level debug|info|warn|error] [--metrics-listen ADDR]\n"
-	"                  [--no-seccomp]\n"
-	"  sigreload check -c FILE          validate the rule file and print the resolved plan\n"
-	"  sigreload match -c FILE [RULE]   list the processes each rule would signal now\n"
-	"  sigreload hash PATH...           print the digests sigreload computes for PATHs\n"
-	"  sigreload --help | --version\n"
-	"\n"
-	"Watches files mounted from ConfigMaps and Secrets and, when their content changes,\n"
-	"signals the processes its rules name (shareProcessNamespace: true).\n"
-	"\n"
-	"Options:\n"
-	"  -c, --config FILE        rule file (default: $SIGRELOAD_CONFIG, else " RULES_DEFAULT_FILE ")\n"
-	"      --dry-run            do everything but send signals; log what would be sent\n"
-	"      --log-format FORMAT  logfmt or json (overrides log_format)\n"
-	"      --log-level LEVEL    debug, info, warn or error (overrides log_level)\n"
-	"      --metrics-listen ADDR  \":9533\", \"127.0.0.1:9533\", or \"\" to disable\n"
-	"      --no-seccomp         run without the seccomp filter (for debugging, e.g. strace)\n"
-	"  -h, --help               show this help\n"
-	"  -V, --version            show the version\n"
-	"\n"
-	"Exit status: 0 clean, 1 runtime failure, 2 usage error or invalid rule file.\n";
+    "Usage:\n"
+    "  sigreload [run] [-c FILE] [--dry-run] [--log-format logfmt|json]\n"
+    "                  [--log-level debug|info|warn|error] [--metrics-listen ADDR]\n"
+    "                  [--no-seccomp]\n"
+    "  sigreload check -c FILE          validate the rule file and print the resolved plan\n"
+    "  sigreload match -c FILE [RULE]   list the processes each rule would signal now\n"
+    "  sigreload hash PATH...           print the digests sigreload computes for PATHs\n"
+    "  sigreload --help | --version\n"
+    "\n"
+    "Watches files mounted from ConfigMaps and Secrets and, when their content changes,\n"
+    "signals the processes its rules name (shareProcessNamespace: true).\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE        rule file (default: $SIGRELOAD_CONFIG, else " RULES_DEFAULT_FILE
+    ")\n"
+    "      --dry-run            do everything but send signals; log what would be sent\n"
+    "      --log-format FORMAT  logfmt or json (overrides log_format)\n"
+    "      --log-level LEVEL    debug, info, warn or error (overrides log_level)\n"
+    "      --metrics-listen ADDR  \":9533\", \"127.0.0.1:9533\", or \"\" to disable\n"
+    "      --no-seccomp         run without the seccomp filter (for debugging, e.g. strace)\n"
+    "  -h, --help               show this help\n"
+    "  -V, --version            show the version\n"
+    "\n"
+    "Exit status: 0 clean, 1 runtime failure, 2 usage error or invalid rule file.\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -76,7 +77,13 @@ static int usage_error(const char *fmt, ...)
 /* Returns -1 to go on, or the exit code to leave with. */
 static int parse_args(int argc, char **argv, Options *o)
 {
-	enum { OPT_DRY_RUN = 256, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_METRICS_LISTEN, OPT_NO_SECCOMP };
+	enum {
+		OPT_DRY_RUN = 256,
+		OPT_LOG_FORMAT,
+		OPT_LOG_LEVEL,
+		OPT_METRICS_LISTEN,
+		OPT_NO_SECCOMP
+	};
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
@@ -119,19 +126,22 @@ static int parse_args(int argc, char **argv, Options *o)
 			break;
 		case OPT_LOG_FORMAT:
 			if (log_format_parse(optarg, &format) < 0)
-				return usage_error("--log-format must be logfmt or json, not '%s'", optarg);
+				return usage_error("--log-format must be logfmt or json, not '%s'",
+						   optarg);
 			o->log_format = optarg;
 			break;
 		case OPT_LOG_LEVEL:
 			if (log_level_parse(optarg, &level) < 0)
-				return usage_error("--log-level must be debug, info, warn or error, not '%s'",
-						   optarg);
+				return usage_error(
+				    "--log-level must be debug, info, warn or error, not '%s'",
+				    optarg);
 			o->log_level = optarg;
 			break;
 		case OPT_METRICS_LISTEN:
 			if (*optarg && addr_parse(optarg, &addr) < 0)
-				return usage_error("--metrics-listen '%s' is not an address such as :9533",
-						   optarg);
+				return usage_error(
+				    "--metrics-listen '%s' is not an address such as :9533",
+				    optarg);
 			o->metrics_listen = optarg;
 			break;
 		case 'h':
@@ -235,11 +245,13 @@ static void print_match_summary(const Rule *r, const TargetList *l)
 	for (size_t i = 0; i < l->n; i++)
 		leaders += l->v[i].leader;
 	if (l->n == 0)
-		fprintf(stderr, "sigreload: rule %s matches none of the %zu process%s visible here\n",
+		fprintf(stderr,
+			"sigreload: rule %s matches none of the %zu process%s visible here\n",
 			r->name, l->scan.visited, l->scan.visited == 1 ? "" : "es");
 	else
 		fprintf(stderr, "sigreload: rule %s: %zu of %zu matching process%s would get %s\n",
-			r->name, leaders, l->n, l->n == 1 ? "" : "es", signame_format(r->signal, sig));
+			r->name, leaders, l->n, l->n == 1 ? "" : "es",
+			signame_format(r->signal, sig));
 	if (l->exe_denied > 0)
 		fprintf(stderr,
 			"sigreload: rule %s: the exe of %zu process%s is unreadable (another uid): "
@@ -268,8 +280,8 @@ static int cmd_match(const Options *o)
 	for (size_t i = 0; i < rules->n; i++)
 		if ((!only || only == &rules->v[i]) && (int)strlen(rules->v[i].name) > width)
 			width = (int)strlen(rules->v[i].name);
-	printf("%-*s  %7s  %7s  %10s  %-6s  %-16s%s\n", width, "RULE", "PID", "PPID", "UID", "SIGNAL",
-	       "COMM", "CMDLINE");
+	printf("%-*s  %7s  %7s  %10s  %-6s  %-16s%s\n", width, "RULE", "PID", "PPID", "UID",
+	       "SIGNAL", "COMM", "CMDLINE");
 	for (size_t i = 0; i < rules->n && r == 0; i++) {
 		const Rule *rule = &rules->v[i];
 		TargetList l = { 0 };
@@ -282,8 +294,9 @@ static int cmd_match(const Options *o)
 		if (r == 0)
 			print_match_summary(rule, &l);
 		if (r == 0 && (getpid() == 1 || l.scan.seen <= 1))
-			fprintf(stderr, "sigreload: no process is visible here but sigreload itself: "
-					"is shareProcessNamespace: true set on the pod?\n");
+			fprintf(stderr,
+				"sigreload: no process is visible here but sigreload itself: "
+				"is shareProcessNamespace: true set on the pod?\n");
 		target_list_done(&l);
 	}
 	if (r < 0) {
@@ -303,7 +316,8 @@ static void hash_skip(const char *name, const char *why, void *userdata)
 
 static int print_digest_comment(const char *label, const char *name, const unsigned char *sha)
 {
-	_cleanup_free_ char *line = digest_line(&(DigestEntry){ .name = (char *)name, .sha = { 0 } });
+	_cleanup_free_ char *line =
+	    digest_line(&(DigestEntry){ .name = (char *)name, .sha = { 0 } });
 	char hex[DIGEST_HEX_LEN];
 
 	if (!line)
@@ -327,7 +341,8 @@ static int cmd_hash(const Options *o)
 		int r = digest_paths(&o->args[i], 1, &l, total, hash_skip, NULL);
 		if (r < 0) {
 			fprintf(stderr, "sigreload: %s: %s\n", o->args[i],
-				r == -E2BIG ? "more files than a rule may watch (10000)" : strerror(-r));
+				r == -E2BIG ? "more files than a rule may watch (10000)"
+					    : strerror(-r));
 			status = EXIT_RUNTIME;
 			continue;
 		}
@@ -360,7 +375,8 @@ static int block_signals(Source *src)
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -errno;
 	signal(SIGPIPE, SIG_IGN); /* a client that hangs up is an error code, not a death */
-	*src = (Source){ .type = SOURCE_SIGNAL, .fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC) };
+	*src =
+	    (Source){ .type = SOURCE_SIGNAL, .fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC) };
 	return src->fd < 0 ? -errno : 0;
 }
 
@@ -374,15 +390,19 @@ static void lock_down(const Options *o)
 	else if (!sandbox_supported())
 		log_info("seccomp filter off", LF_STR("why", "sanitizer build"));
 	else if ((r = sandbox_apply()) < 0)
-		log_warn("seccomp filter not applied", LF_ERRNO(-r), LF_STR("next", "running without it"));
+		log_warn("seccomp filter not applied", LF_ERRNO(-r),
+			 LF_STR("next", "running without it"));
 	else
-		log_info("seccomp filter on", LF_STR("allowed", "read-only files, inotify, signals, HTTP"));
+		log_info("seccomp filter on",
+			 LF_STR("allowed", "read-only files, inotify, signals, HTTP"));
 }
 
 static int cmd_run(const Options *o)
 {
-	EngineOptions eo = { .config_file = o->config, .dry_run = o->dry_run,
-			     .metrics_listen = o->metrics_listen, .can_kill_any = caps_raise_kill() };
+	EngineOptions eo = { .config_file = o->config,
+			     .dry_run = o->dry_run,
+			     .metrics_listen = o->metrics_listen,
+			     .can_kill_any = caps_raise_kill() };
 	Source signals;
 	Loop *loop = NULL;
 	Engine *engine = NULL;

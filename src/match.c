@@ -160,7 +160,8 @@ static void mark_leaders(TargetList *l, bool leaders_only)
 	for (size_t i = 0; i < l->n; i++) {
 		Target key = { .pid = l->v[i].ppid };
 		/* A match whose parent matches too is a worker of that parent. */
-		l->v[i].leader = !leaders_only || !bsearch(&key, l->v, l->n, sizeof(*l->v), target_cmp);
+		l->v[i].leader =
+		    !leaders_only || !bsearch(&key, l->v, l->n, sizeof(*l->v), target_cmp);
 	}
 }
 

@@ -45,7 +45,8 @@ static const char *const result_names[RESULT_N] = { "signaled", "unchanged", "no
 						    "held" };
 static const char *const reason_names[REASON_N] = { "eperm", "esrch", "no_handler", "target_exited",
 						    "other" };
-static const char *const watch_error_names[WATCH_ERR_N] = { "limit", "overflow", "access", "other" };
+static const char *const watch_error_names[WATCH_ERR_N] = { "limit", "overflow", "access",
+							    "other" };
 
 static double wall_now(void)
 {
@@ -119,7 +120,8 @@ int metrics_set_rules(Metrics *m, char *const *names, const int *signals, size_t
 			v[i] = *old;
 			*old = (RuleMetrics){ 0 };
 		} else {
-			v[i] = (RuleMetrics){ .name = strdup(names[i]), .last_ok = true,
+			v[i] = (RuleMetrics){ .name = strdup(names[i]),
+					      .last_ok = true,
 					      .last_ok_ts = wall_now() };
 		}
 		/* the rule's signal has a series from the start, at 0 */
@@ -220,8 +222,9 @@ static void render_process(FILE *f)
 		return;
 	/* after comm: state(3) ... utime(14) stime(15) ... vsize(23) rss(24) */
 	const char *p = strrchr(buf, ')') + 2;
-	if (sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
-		      "%*u %llu %ld",
+	if (sscanf(p,
+		   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
+		   "%*u %llu %ld",
 		   &utime, &stime, &vsize, &rss) != 4)
 		return;
 	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
@@ -235,7 +238,8 @@ static void render_process(FILE *f)
 		if (sscanf(buf, "btime %llu", &btime) == 1)
 			break;
 
-	header(f, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+	header(f, "process_cpu_seconds_total", "counter",
+	       "Total user and system CPU time spent in seconds.");
 	fprintf(f, "process_cpu_seconds_total %.2f\n", (double)(utime + stime) / (double)tick);
 	header(f, "process_open_fds", "gauge", "Number of open file descriptors.");
 	fprintf(f, "process_open_fds %zu\n", fds);
@@ -261,7 +265,8 @@ static void render_rules(FILE *f, const Metrics *m, const MetricsLive *live)
 	for (size_t i = 0; i < m->n; i++)
 		for (int r = 0; r < RESULT_N; r++)
 			fprintf(f, "sigreload_reloads_total{rule=\"%s\",result=\"%s\"} %llu\n",
-				m->v[i].name, result_names[r], (unsigned long long)m->v[i].reloads[r]);
+				m->v[i].name, result_names[r],
+				(unsigned long long)m->v[i].reloads[r]);
 	header(f, "sigreload_signals_sent_total", "counter", "Signals sent to targets.");
 	for (size_t i = 0; i < m->n; i++)
 		for (size_t s = 0; s < m->v[i].n_sent; s++)
@@ -271,8 +276,9 @@ static void render_rules(FILE *f, const Metrics *m, const MetricsLive *live)
 	header(f, "sigreload_signal_errors_total", "counter", "Signals not delivered, by reason.");
 	for (size_t i = 0; i < m->n; i++)
 		for (int r = 0; r < REASON_N; r++)
-			fprintf(f, "sigreload_signal_errors_total{rule=\"%s\",reason=\"%s\"} %llu\n",
-				m->v[i].name, reason_names[r], (unsigned long long)m->v[i].errors[r]);
+			fprintf(
+			    f, "sigreload_signal_errors_total{rule=\"%s\",reason=\"%s\"} %llu\n",
+			    m->v[i].name, reason_names[r], (unsigned long long)m->v[i].errors[r]);
 	header(f, "sigreload_last_reload_successful", "gauge",
 	       "Whether the rule's last reload succeeded (1) or failed (0).");
 	for (size_t i = 0; i < m->n; i++)
@@ -320,8 +326,8 @@ char *metrics_render(const Metrics *m, const MetricsLive *live, size_t *len)
 	header(f, "sigreload_watch_errors_total", "counter",
 	       "Directories that could not be watched, and queue overflows.");
 	for (int r = 0; r < WATCH_ERR_N; r++)
-		fprintf(f, "sigreload_watch_errors_total{reason=\"%s\"} %llu\n", watch_error_names[r],
-			(unsigned long long)m->watch_errors[r]);
+		fprintf(f, "sigreload_watch_errors_total{reason=\"%s\"} %llu\n",
+			watch_error_names[r], (unsigned long long)m->watch_errors[r]);
 	render_rules(f, m, live);
 	render_process(f);
 	if (fclose(f) != 0) {

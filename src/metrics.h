@@ -27,9 +27,9 @@ typedef enum {
 } SignalError;
 
 typedef enum {
-	WATCH_ERR_LIMIT,    /* ENOSPC: max_user_watches */
+	WATCH_ERR_LIMIT, /* ENOSPC: max_user_watches */
 	WATCH_ERR_OVERFLOW, /* IN_Q_OVERFLOW */
-	WATCH_ERR_ACCESS,   /* EACCES */
+	WATCH_ERR_ACCESS, /* EACCES */
 	WATCH_ERR_OTHER,
 	WATCH_ERR_N,
 } WatchError;

@@ -109,9 +109,10 @@ void notify_explain_eperm(pid_t pid, char *buf, size_t size)
 	if (proc_read_status(pid, &status) < 0)
 		snprintf(buf, size, "permission denied");
 	else if (status.uid != self && !have_cap_kill())
-		snprintf(buf, size,
-			 "target uid %u differs from ours (%u): run as uid %u, or add capability KILL",
-			 (unsigned)status.uid, (unsigned)self, (unsigned)status.uid);
+		snprintf(
+		    buf, size,
+		    "target uid %u differs from ours (%u): run as uid %u, or add capability KILL",
+		    (unsigned)status.uid, (unsigned)self, (unsigned)status.uid);
 	else
 		snprintf(buf, size,
 			 "permission denied although uid %u may signal uid %u: is the target in "

@@ -118,8 +118,9 @@ static int parse_hex64(const char *p, const char *end, uint64_t *out)
 	for (; p < end && isxdigit((unsigned char)*p); p++, digits++) {
 		if (digits >= 16)
 			return -EINVAL;
-		v = (v << 4) | (uint64_t)(isdigit((unsigned char)*p) ? *p - '0'
-								 : (tolower((unsigned char)*p) - 'a' + 10));
+		v = (v << 4) | (uint64_t)(isdigit((unsigned char)*p)
+					      ? *p - '0'
+					      : (tolower((unsigned char)*p) - 'a' + 10));
 	}
 	if (digits == 0 || (p < end && *p != ' ' && *p != '\t'))
 		return -EINVAL; /* "12zz" is not 0x12 */
@@ -340,8 +341,11 @@ int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info)
 		scan.seen++;
 		if (pid == self || pid == 1)
 			continue;
-		*e = (ProcEntry){ .procfd = dirfd(dir), .uid_res = 1, .cmdline_res = 1,
-				  .exe_res = 1, .cmdline = cmdline };
+		*e = (ProcEntry){ .procfd = dirfd(dir),
+				  .uid_res = 1,
+				  .cmdline_res = 1,
+				  .exe_res = 1,
+				  .cmdline = cmdline };
 		snprintf(e->dir, sizeof(e->dir), "%d", (int)pid);
 		if (read_stat_at(e->procfd, e->dir, &e->st) < 0)
 			continue; /* vanished, or unreadable: not a process we can reason about */

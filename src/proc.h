@@ -8,7 +8,7 @@
 #include <sys/types.h>
 
 /* The kernel's TASK_COMM_LEN is 16, but /proc/PID/stat of some kernel threads is longer. */
-#define PROC_COMM_MAX 64
+#define PROC_COMM_MAX	 64
 #define PROC_CMDLINE_MAX 16384
 
 typedef struct ProcStat {

@@ -20,8 +20,8 @@
 #include "signame.h"
 
 #define STRING_MAX 4096 /* any single value other than a path */
-#define GLOB_MAX 255
-#define REGEX_MAX 1024
+#define GLOB_MAX   255
+#define REGEX_MAX  1024
 
 typedef struct Problem {
 	size_t line, col, seq;
@@ -35,22 +35,44 @@ typedef struct Parser {
 	yaml_document_t doc;
 	Problem *problems;
 	size_t n_problems;
-	bool stop;      /* too many errors, or out of memory */
+	bool stop; /* too many errors, or out of memory */
 	bool truncated; /* more than RULES_MAX_ERRORS problems: the rest were dropped */
 	bool inherits_pair; /* a rule sets neither debounce nor max_wait */
 } Parser;
 
-static const char *const top_keys[] = { "debounce",	"max_wait",  "resync",
-					"handler_wait", "verify_after", "log_format",
+static const char *const top_keys[] = { "debounce",	"max_wait",	  "resync",
+					"handler_wait", "verify_after",	  "log_format",
 					"log_level",	"metrics_listen", "rules" };
-enum { TOP_DEBOUNCE, TOP_MAX_WAIT, TOP_RESYNC, TOP_HANDLER_WAIT, TOP_VERIFY_AFTER, TOP_LOG_FORMAT,
-       TOP_LOG_LEVEL, TOP_METRICS_LISTEN, TOP_RULES, TOP_N };
+enum {
+	TOP_DEBOUNCE,
+	TOP_MAX_WAIT,
+	TOP_RESYNC,
+	TOP_HANDLER_WAIT,
+	TOP_VERIFY_AFTER,
+	TOP_LOG_FORMAT,
+	TOP_LOG_LEVEL,
+	TOP_METRICS_LISTEN,
+	TOP_RULES,
+	TOP_N
+};
 
-static const char *const rule_keys[] = { "name",     "paths",	     "match",	     "leaders_only",
-					 "signal",   "debounce",     "max_wait",     "signal_on_start",
-					 "handler_wait", "verify_after" };
-enum { R_NAME, R_PATHS, R_MATCH, R_LEADERS_ONLY, R_SIGNAL, R_DEBOUNCE, R_MAX_WAIT,
-       R_SIGNAL_ON_START, R_HANDLER_WAIT, R_VERIFY_AFTER, R_N };
+static const char *const rule_keys[] = { "name",	 "paths",	    "match",
+					 "leaders_only", "signal",	    "debounce",
+					 "max_wait",	 "signal_on_start", "handler_wait",
+					 "verify_after" };
+enum {
+	R_NAME,
+	R_PATHS,
+	R_MATCH,
+	R_LEADERS_ONLY,
+	R_SIGNAL,
+	R_DEBOUNCE,
+	R_MAX_WAIT,
+	R_SIGNAL_ON_START,
+	R_HANDLER_WAIT,
+	R_VERIFY_AFTER,
+	R_N
+};
 
 static const char *const match_keys[] = { "comm", "cmdline", "exe", "uid" };
 enum { M_COMM, M_CMDLINE, M_EXE, M_UID, M_N };
@@ -68,7 +90,7 @@ static void add_error(RulesErrors *errs, char *msg)
 }
 
 static void perr_at(Parser *p, size_t line, size_t col, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static void perr_at(Parser *p, size_t line, size_t col, const char *fmt, ...)
 {
 	Problem *v;
@@ -115,7 +137,8 @@ static void report_problems(Parser *p, RulesErrors *errs)
 		qsort(p->problems, p->n_problems, sizeof(*p->problems), problem_cmp);
 	for (size_t i = 0; i < p->n_problems; i++) {
 		Problem *pr = &p->problems[i];
-		if (asprintf(&msg, "%s:%zu:%zu: %s", p->file, pr->line + 1, pr->col + 1, pr->msg) < 0)
+		if (asprintf(&msg, "%s:%zu:%zu: %s", p->file, pr->line + 1, pr->col + 1, pr->msg) <
+		    0)
 			msg = NULL;
 		add_error(errs, msg);
 		free(pr->msg);
@@ -129,7 +152,8 @@ static void report_problems(Parser *p, RulesErrors *errs)
 	p->problems = NULL;
 }
 
-#define perr(p, node, ...) perr_at(p, (node)->start_mark.line, (node)->start_mark.column, __VA_ARGS__)
+#define perr(p, node, ...)                                                                         \
+	perr_at(p, (node)->start_mark.line, (node)->start_mark.column, __VA_ARGS__)
 
 static yaml_node_t *node_at(Parser *p, int id)
 {
@@ -193,7 +217,9 @@ static void unknown_key(Parser *p, const yaml_node_t *key, const char *where,
 	char list[256] = "";
 
 	if (strcmp(name, "<<") == 0) {
-		perr(p, key, "merge keys (<<) are not supported %s: write the keys out, or reuse a whole value with an alias (match: *m)",
+		perr(p, key,
+		     "merge keys (<<) are not supported %s: write the keys out, or reuse a whole "
+		     "value with an alias (match: *m)",
 		     where);
 		return;
 	}
@@ -288,7 +314,9 @@ static bool get_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t *o
 			perr(p, n, "%s \"%s\" has no unit: write %sms or %ss", key, s, s, s);
 			return false;
 		}
-		perr(p, n, "%s \"%s\" is not a duration: write a whole number and a unit, ms, s, m or h (200ms, 5s, 1m), or 0",
+		perr(p, n,
+		     "%s \"%s\" is not a duration: write a whole number and a unit, ms, s, m or h "
+		     "(200ms, 5s, 1m), or 0",
 		     key, s);
 		return false;
 	}
@@ -296,13 +324,16 @@ static bool get_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t *o
 
 static bool get_bool(Parser *p, yaml_node_t *n, const char *key, bool *out)
 {
-	static const char *const yes[] = { "true", "True", "TRUE" }, *const no[] = { "false", "False", "FALSE" };
+	static const char *const yes[] = { "true", "True", "TRUE" }, *const no[] = { "false",
+										     "False",
+										     "FALSE" };
 
 	for (size_t i = 0; n->type == YAML_SCALAR_NODE && i < ELEMENTSOF(yes); i++) {
 		if (strcmp(scalar(n), yes[i]) != 0 && strcmp(scalar(n), no[i]) != 0)
 			continue;
 		if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
-			perr(p, n, "%s must be true or false, not the string \"%s\": remove the quotes",
+			perr(p, n,
+			     "%s must be true or false, not the string \"%s\": remove the quotes",
 			     key, scalar(n));
 			return false;
 		}
@@ -329,7 +360,8 @@ static bool get_uid(Parser *p, yaml_node_t *n, uid_t *out)
 	}
 	for (const char *c = s; *c; c++) {
 		if (*c < '0' || *c > '9' || c - s >= 10) {
-			perr(p, n, "uid must be a decimal number from 0 to 4294967294, not \"%s\"", s);
+			perr(p, n, "uid must be a decimal number from 0 to 4294967294, not \"%s\"",
+			     s);
 			return false;
 		}
 		v = v * 10 + (unsigned)(*c - '0');
@@ -349,8 +381,8 @@ static bool valid_name(const char *s)
 	if (n < 1 || n > RULES_NAME_MAX)
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      *s == '_' || *s == '.' || *s == '-'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-'))
 			return false;
 	return true;
 }
@@ -394,7 +426,8 @@ static void rule_done(Rule *r)
 
 static void parse_paths(Parser *p, yaml_node_t *n, Rule *r)
 {
-	if (n->type != YAML_SEQUENCE_NODE || n->data.sequence.items.top == n->data.sequence.items.start) {
+	if (n->type != YAML_SEQUENCE_NODE ||
+	    n->data.sequence.items.top == n->data.sequence.items.start) {
 		if (n->type == YAML_SCALAR_NODE && !is_null(n))
 			perr(p, n, "paths must be a list: write paths: [%s]", scalar(n));
 		else
@@ -404,7 +437,8 @@ static void parse_paths(Parser *p, yaml_node_t *n, Rule *r)
 	}
 	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count > RULES_MAX_PATHS) {
-		perr(p, n, "too many paths (%zu; at most %d): watch a common parent directory instead",
+		perr(p, n,
+		     "too many paths (%zu; at most %d): watch a common parent directory instead",
 		     count, RULES_MAX_PATHS);
 		return;
 	}
@@ -415,13 +449,14 @@ static void parse_paths(Parser *p, yaml_node_t *n, Rule *r)
 	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
 	     it++) {
 		yaml_node_t *item = node_at(p, *it);
-		const char *s = item ? get_string(p, item, "a path", "an absolute path", PATH_MAX - 1)
-				     : NULL;
+		const char *s =
+		    item ? get_string(p, item, "a path", "an absolute path", PATH_MAX - 1) : NULL;
 		bool dots;
 		if (!s)
 			continue;
 		if (s[0] != '/') {
-			perr(p, item, "path \"%s\" is relative: paths must be absolute (start with /)", s);
+			perr(p, item,
+			     "path \"%s\" is relative: paths must be absolute (start with /)", s);
 			continue;
 		}
 		char *norm = normalise_path(s, &dots);
@@ -430,7 +465,9 @@ static void parse_paths(Parser *p, yaml_node_t *n, Rule *r)
 			return;
 		}
 		if (dots) {
-			perr(p, item, "path \"%s\" has a \".\" or \"..\" component: write it without them", s);
+			perr(p, item,
+			     "path \"%s\" has a \".\" or \"..\" component: write it without them",
+			     s);
 			free(norm);
 			continue;
 		}
@@ -475,7 +512,9 @@ static void parse_match(Parser *p, yaml_node_t *n, Rule *r)
 
 	if (n->type != YAML_MAPPING_NODE ||
 	    n->data.mapping.pairs.top == n->data.mapping.pairs.start) {
-		perr(p, n, "match must be a mapping with at least one of comm, cmdline, exe or uid, not %s",
+		perr(p, n,
+		     "match must be a mapping with at least one of comm, cmdline, exe or uid, not "
+		     "%s",
 		     n->type == YAML_MAPPING_NODE ? "an empty mapping" : kind(n));
 		return;
 	}
@@ -502,8 +541,9 @@ static void parse_match(Parser *p, yaml_node_t *n, Rule *r)
 		match_free(r->match);
 		r->match = NULL;
 	} else if (res == -EINVAL)
-		perr(p, f[M_CMDLINE], "cmdline \"%s\" is not a valid POSIX extended regular expression: %s",
-		     cmdline, err);
+		perr(p, f[M_CMDLINE],
+		     "cmdline \"%s\" is not a valid POSIX extended regular expression: %s", cmdline,
+		     err);
 	else if (res < 0)
 		p->stop = true;
 }
@@ -517,9 +557,13 @@ static bool get_signal(Parser *p, yaml_node_t *n, int *out)
 	if (signame_parse(s, out) == 0)
 		return true;
 	if (!*s || s[strspn(s, "0123456789")] != '\0')
-		perr(p, n, "unknown signal \"%s\": use a name (SIGHUP or HUP), a number (1), or RTMIN+n", s);
+		perr(p, n,
+		     "unknown signal \"%s\": use a name (SIGHUP or HUP), a number (1), or RTMIN+n",
+		     s);
 	else if (strlen(s) <= 2 && atoi(s) >= 32 && atoi(s) < SIGRTMIN)
-		perr(p, n, "signal %s is reserved by the C library for its threads: use 1 to 31, or RTMIN+n (%d to %d)",
+		perr(p, n,
+		     "signal %s is reserved by the C library for its threads: use 1 to 31, or "
+		     "RTMIN+n (%d to %d)",
 		     s, SIGRTMIN, SIGRTMAX);
 	else
 		perr(p, n, "signal %s does not exist: use 1 to 31, or RTMIN+n (%d to %d)", s,
@@ -528,7 +572,8 @@ static bool get_signal(Parser *p, yaml_node_t *n, int *out)
 }
 
 /* Rule-level durations fall back to the global settings. */
-static void rule_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t global, uint64_t *out)
+static void rule_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t global,
+			  uint64_t *out)
 {
 	*out = global;
 	if (n)
@@ -550,14 +595,14 @@ static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *
 	map_keys(p, n, "in a rule", rule_keys, R_N, f);
 	*name_node = f[R_NAME];
 	const char *name =
-		f[R_NAME] ? get_string(p, f[R_NAME], "name", "a name such as nginx", STRING_MAX)
-			  : NULL;
+	    f[R_NAME] ? get_string(p, f[R_NAME], "name", "a name such as nginx", STRING_MAX) : NULL;
 	if (name && valid_name(name))
 		snprintf(label, sizeof(label), "rule \"%s\"", name);
 	else
 		snprintf(label, sizeof(label), "rule #%zu", index);
 	if (name && !valid_name(name))
-		perr(p, f[R_NAME], "rule name \"%s\" is invalid: use 1 to %d letters, digits, '_', '.' or '-'",
+		perr(p, f[R_NAME],
+		     "rule name \"%s\" is invalid: use 1 to %d letters, digits, '_', '.' or '-'",
 		     name, RULES_NAME_MAX);
 	else if (name && !(r->name = strdup(name)))
 		p->stop = true;
@@ -579,15 +624,18 @@ static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *
 		get_signal(p, f[R_SIGNAL], &r->signal);
 	rule_duration(p, f[R_DEBOUNCE], "debounce", s->debounce_ms, &r->debounce_ms);
 	rule_duration(p, f[R_MAX_WAIT], "max_wait", s->max_wait_ms, &r->max_wait_ms);
-	rule_duration(p, f[R_HANDLER_WAIT], "handler_wait", s->handler_wait_ms, &r->handler_wait_ms);
-	rule_duration(p, f[R_VERIFY_AFTER], "verify_after", s->verify_after_ms, &r->verify_after_ms);
+	rule_duration(p, f[R_HANDLER_WAIT], "handler_wait", s->handler_wait_ms,
+		      &r->handler_wait_ms);
+	rule_duration(p, f[R_VERIFY_AFTER], "verify_after", s->verify_after_ms,
+		      &r->verify_after_ms);
 	/* a rule that sets neither inherits the pair: checked once, at the top level */
 	if (!f[R_DEBOUNCE] && !f[R_MAX_WAIT])
 		p->inherits_pair = true;
 	else if (r->max_wait_ms < r->debounce_ms) {
 		char d[32], m[32];
 		perr(p, f[R_MAX_WAIT] ? f[R_MAX_WAIT] : f[R_DEBOUNCE],
-		     "max_wait (%s) is shorter than debounce (%s) in %s: set max_wait to at least %s",
+		     "max_wait (%s) is shorter than debounce (%s) in %s: set max_wait to at least "
+		     "%s",
 		     duration_format(r->max_wait_ms, m, sizeof(m)),
 		     duration_format(r->debounce_ms, d, sizeof(d)), label, d);
 	}
@@ -609,7 +657,8 @@ static yaml_node_t *map_get(Parser *p, yaml_node_t *map, const char *key)
 
 static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules)
 {
-	if (n->type != YAML_SEQUENCE_NODE || n->data.sequence.items.top == n->data.sequence.items.start) {
+	if (n->type != YAML_SEQUENCE_NODE ||
+	    n->data.sequence.items.top == n->data.sequence.items.start) {
 		perr(p, n, "rules must be a list of one or more rules, not %s",
 		     n->type == YAML_SEQUENCE_NODE ? "an empty list" : kind(n));
 		return;
@@ -634,7 +683,8 @@ static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules)
 				yaml_node_t *prev = node_at(p, n->data.sequence.items.start[i]);
 				yaml_node_t *first = map_get(p, prev, "name");
 				perr(p, name_node,
-				     "duplicate rule name \"%s\" (first at line %zu): rule names must be unique",
+				     "duplicate rule name \"%s\" (first at line %zu): rule names "
+				     "must be unique",
 				     r->name, first ? first->start_mark.line + 1 : 0);
 				break;
 			}
@@ -664,15 +714,19 @@ static void parse_settings(Parser *p, yaml_node_t *const *f, Settings *s)
 	    (v = get_string(p, f[TOP_LOG_LEVEL], "log_level", "debug, info, warn or error",
 			    STRING_MAX)) &&
 	    log_level_parse(v, &s->log_level) < 0)
-		perr(p, f[TOP_LOG_LEVEL], "log_level must be debug, info, warn or error, not \"%s\"", v);
+		perr(p, f[TOP_LOG_LEVEL],
+		     "log_level must be debug, info, warn or error, not \"%s\"", v);
 	if (f[TOP_METRICS_LISTEN]) {
 		yaml_node_t *n = f[TOP_METRICS_LISTEN];
 		ListenAddr a;
 		/* "" disables the endpoint; a plain empty value is YAML's null, also "off" */
-		v = n->type == YAML_SCALAR_NODE && is_null(n) ? ""
+		v = n->type == YAML_SCALAR_NODE && is_null(n)
+			? ""
 			: get_string(p, n, "metrics_listen", "an address such as \":9533\"", 256);
 		if (v && *v && addr_parse(v, &a) < 0)
-			perr(p, n, "metrics_listen \"%s\" is not an address: write \":PORT\", \"IPV4:PORT\", \"[IPV6]:PORT\" or \"\" to disable",
+			perr(p, n,
+			     "metrics_listen \"%s\" is not an address: write \":PORT\", "
+			     "\"IPV4:PORT\", \"[IPV6]:PORT\" or \"\" to disable",
 			     v);
 		else if (v && !(s->metrics_listen = strdup(v)))
 			p->stop = true;
@@ -685,7 +739,8 @@ static void parse_root(Parser *p, yaml_node_t *root, Rules *rules)
 	yaml_node_t *f[TOP_N];
 
 	if (root->type != YAML_MAPPING_NODE) {
-		perr(p, root, "the rule file must be a mapping of settings and rules:, not %s", kind(root));
+		perr(p, root, "the rule file must be a mapping of settings and rules:, not %s",
+		     kind(root));
 		return;
 	}
 	map_keys(p, root, "at the top level", top_keys, TOP_N, f);
@@ -752,7 +807,8 @@ static void yaml_error(Parser *p, const yaml_parser_t *y)
 				"control character U+%04X is not allowed in a YAML file: remove it",
 				(unsigned)y->problem_value);
 		else if (off < p->len)
-			perr_at(p, line, col, "not valid UTF-8 text (byte 0x%02X): save the file as UTF-8",
+			perr_at(p, line, col,
+				"not valid UTF-8 text (byte 0x%02X): save the file as UTF-8",
 				(unsigned char)p->buf[off]);
 		else
 			perr_at(p, line, col, "not valid UTF-8 text (%s): save the file as UTF-8",
@@ -760,11 +816,13 @@ static void yaml_error(Parser *p, const yaml_parser_t *y)
 	} else if (byte_at(p, y->problem_mark.line, y->problem_mark.column) == '\t') {
 		/* libyaml says "found character that cannot start any token" */
 		perr_at(p, y->problem_mark.line, y->problem_mark.column,
-			"YAML syntax error: a tab in the indentation: indent with spaces, YAML does not allow tabs there");
+			"YAML syntax error: a tab in the indentation: indent with spaces, YAML "
+			"does not allow tabs there");
 	} else if (y->context) {
 		perr_at(p, y->problem_mark.line, y->problem_mark.column,
-			"YAML syntax error: %s (%s that starts at line %zu, column %zu)", y->problem,
-			y->context, y->context_mark.line + 1, y->context_mark.column + 1);
+			"YAML syntax error: %s (%s that starts at line %zu, column %zu)",
+			y->problem, y->context, y->context_mark.line + 1,
+			y->context_mark.column + 1);
 	} else {
 		perr_at(p, y->problem_mark.line, y->problem_mark.column, "YAML syntax error: %s",
 			y->problem ? y->problem : "unknown");
@@ -795,8 +853,11 @@ int rules_parse(const char *file, const char *buf, size_t len, Rules **out, Rule
 	}
 	if (digest_buf(buf, len, rules->sha256) < 0)
 		p.stop = true;
-	rules->settings = (Settings){ .debounce_ms = 200, .max_wait_ms = 5000, .handler_wait_ms = 10000,
-				      .verify_after_ms = 1000, .log_format = LOG_LOGFMT,
+	rules->settings = (Settings){ .debounce_ms = 200,
+				      .max_wait_ms = 5000,
+				      .handler_wait_ms = 10000,
+				      .verify_after_ms = 1000,
+				      .log_format = LOG_LOGFMT,
 				      .log_level = LEVEL_INFO };
 	yaml_parser_set_input_string(y, (const unsigned char *)buf, len);
 	if (!yaml_parser_load(y, &p.doc)) {
@@ -811,7 +872,8 @@ int rules_parse(const char *file, const char *buf, size_t len, Rules **out, Rule
 		else {
 			if (yaml_document_get_root_node(&extra))
 				perr_at(&p, extra.start_mark.line, extra.start_mark.column,
-					"a second YAML document: keep one document (remove the \"---\")");
+					"a second YAML document: keep one document (remove the "
+					"\"---\")");
 			else
 				parse_root(&p, root, rules);
 			yaml_document_delete(&extra);
@@ -859,9 +921,14 @@ int rules_load(const char *file, Rules **out, RulesErrors *errs)
 	if (r == 0)
 		return rules_parse(file, buf, len, out, errs);
 	if (r == -EINVAL)
-		r = asprintf(&msg, "%s: cannot read the rule file: not a regular file", file) < 0 ? -ENOMEM : -EINVAL;
+		r = asprintf(&msg, "%s: cannot read the rule file: not a regular file", file) < 0
+			? -ENOMEM
+			: -EINVAL;
 	else if (r == -EFBIG)
-		r = asprintf(&msg, "%s: the rule file is larger than %d bytes", file, RULES_MAX_FILE_BYTES) < 0 ? -ENOMEM : -EFBIG;
+		r = asprintf(&msg, "%s: the rule file is larger than %d bytes", file,
+			     RULES_MAX_FILE_BYTES) < 0
+			? -ENOMEM
+			: -EFBIG;
 	else if (asprintf(&msg, "%s: cannot read the rule file: %s", file, strerror(-r)) < 0)
 		r = -ENOMEM;
 	if (r != -ENOMEM)
@@ -997,7 +1064,8 @@ void rules_print(const Rules *rules, FILE *f)
 	print_duration(f, "", "resync", s->resync_ms);
 	print_duration(f, "", "handler_wait", s->handler_wait_ms);
 	print_duration(f, "", "verify_after", s->verify_after_ms);
-	fprintf(f, "log_format: %s\nlog_level: %s\nmetrics_listen: ", log_format_name(s->log_format),
+	fprintf(f,
+		"log_format: %s\nlog_level: %s\nmetrics_listen: ", log_format_name(s->log_format),
 		log_level_name(s->log_level));
 	print_quoted(f, s->metrics_listen);
 	fputs("\nrules:\n", f);
@@ -1014,7 +1082,8 @@ void rules_print(const Rules *rules, FILE *f)
 		}
 		fputs("    match:\n", f);
 		const char *keys[] = { "comm", "cmdline", "exe" };
-		const char *vals[] = { match_comm(r->match), match_cmdline(r->match), match_exe(r->match) };
+		const char *vals[] = { match_comm(r->match), match_cmdline(r->match),
+				       match_exe(r->match) };
 		for (size_t k = 0; k < ELEMENTSOF(keys); k++)
 			if (vals[k]) {
 				fprintf(f, "      %s: ", keys[k]);
@@ -1023,8 +1092,8 @@ void rules_print(const Rules *rules, FILE *f)
 			}
 		if (match_uid(r->match, &uid))
 			fprintf(f, "      uid: %u\n", (unsigned)uid);
-		fprintf(f, "    leaders_only: %s\n    signal: %s\n", r->leaders_only ? "true" : "false",
-			signame_format(r->signal, sig));
+		fprintf(f, "    leaders_only: %s\n    signal: %s\n",
+			r->leaders_only ? "true" : "false", signame_format(r->signal, sig));
 		print_duration(f, "    ", "debounce", r->debounce_ms);
 		print_duration(f, "    ", "max_wait", r->max_wait_ms);
 		fprintf(f, "    signal_on_start: %s\n", r->signal_on_start ? "true" : "false");

@@ -11,10 +11,10 @@
 #include "match.h"
 
 #define RULES_MAX_FILE_BYTES (1024 * 1024)
-#define RULES_MAX_RULES 256
-#define RULES_MAX_PATHS 64 /* per rule */
-#define RULES_MAX_ERRORS 50
-#define RULES_NAME_MAX 63
+#define RULES_MAX_RULES	     256
+#define RULES_MAX_PATHS	     64 /* per rule */
+#define RULES_MAX_ERRORS     50
+#define RULES_NAME_MAX	     63
 
 #define RULES_DEFAULT_FILE "/etc/sigreload/sigreload.yaml"
 

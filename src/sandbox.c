@@ -14,24 +14,81 @@
  * architecture lacks is skipped. */
 static const char *const allowed[] = {
 	/* files and /proc, read-only (open and openat: see below) */
-	"read", "pread64", "readv", "close", "lseek", "fstat", "newfstatat", "stat", "lstat",
-	"statx", "getdents64", "readlink", "readlinkat", "access", "faccessat", "faccessat2",
-	"fcntl", "dup",
+	"read",
+	"pread64",
+	"readv",
+	"close",
+	"lseek",
+	"fstat",
+	"newfstatat",
+	"stat",
+	"lstat",
+	"statx",
+	"getdents64",
+	"readlink",
+	"readlinkat",
+	"access",
+	"faccessat",
+	"faccessat2",
+	"fcntl",
+	"dup",
 	/* memory */
-	"brk", "mmap", "munmap", "mremap", "mprotect", "madvise", "futex", "getrandom",
+	"brk",
+	"mmap",
+	"munmap",
+	"mremap",
+	"mprotect",
+	"madvise",
+	"futex",
+	"getrandom",
 	/* the loop */
-	"epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl", "poll", "ppoll",
-	"inotify_add_watch", "inotify_rm_watch", "timerfd_settime", "timerfd_gettime",
-	"clock_gettime", "gettimeofday",
+	"epoll_wait",
+	"epoll_pwait",
+	"epoll_pwait2",
+	"epoll_ctl",
+	"poll",
+	"ppoll",
+	"inotify_add_watch",
+	"inotify_rm_watch",
+	"timerfd_settime",
+	"timerfd_gettime",
+	"clock_gettime",
+	"gettimeofday",
 	/* logging and HTTP on the sockets made at start-up */
-	"write", "writev", "accept", "accept4", "recvfrom", "recvmsg", "sendto", "sendmsg",
-	"shutdown", "setsockopt", "getsockopt", "getsockname", "getpeername",
+	"write",
+	"writev",
+	"accept",
+	"accept4",
+	"recvfrom",
+	"recvmsg",
+	"sendto",
+	"sendmsg",
+	"shutdown",
+	"setsockopt",
+	"getsockopt",
+	"getsockname",
+	"getpeername",
 	/* signals: to targets, and from the signalfd */
-	"kill", "pidfd_open", "pidfd_send_signal", "rt_sigreturn", "rt_sigprocmask", "rt_sigaction",
-	"tgkill", "restart_syscall",
+	"kill",
+	"pidfd_open",
+	"pidfd_send_signal",
+	"rt_sigreturn",
+	"rt_sigprocmask",
+	"rt_sigaction",
+	"tgkill",
+	"restart_syscall",
 	/* identity and limits for messages and metrics */
-	"getpid", "gettid", "getuid", "geteuid", "getgid", "getegid", "prlimit64", "getrlimit",
-	"exit", "exit_group", "sched_yield",
+	"getpid",
+	"gettid",
+	"getuid",
+	"geteuid",
+	"getgid",
+	"getegid",
+	"prlimit64",
+	"getrlimit",
+	"exit",
+	"exit_group",
+	"sched_yield",
 };
 
 bool sandbox_supported(void)
@@ -59,8 +116,9 @@ int sandbox_apply(void)
 {
 	_cleanup_(release) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
 	/* open and openat only for reading: any flag that could write or create is refused */
-	const scmp_datum_t write_flags = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND |
-					 (O_TMPFILE & ~O_DIRECTORY); /* O_TMPFILE includes O_DIRECTORY */
+	const scmp_datum_t write_flags =
+	    O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND |
+	    (O_TMPFILE & ~O_DIRECTORY); /* O_TMPFILE includes O_DIRECTORY */
 	int r;
 
 	if (!ctx)

@@ -6,9 +6,9 @@
 
 #include "loop.h"
 
-#define TIMER_NEVER UINT64_MAX
+#define TIMER_NEVER   UINT64_MAX
 #define NSEC_PER_MSEC 1000000ULL
-#define NSEC_PER_SEC 1000000000ULL
+#define NSEC_PER_SEC  1000000000ULL
 
 typedef struct Timer Timer;
 

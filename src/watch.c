@@ -18,8 +18,8 @@
 #include "cleanup.h"
 
 #define MAX_SYMLINKS 40
-#define MAX_DEPTH 32
-#define ARM_RETRIES 3
+#define MAX_DEPTH    32
+#define ARM_RETRIES  3
 
 /* A directory entry's appearance, disappearance or renaming. */
 #define MASK_ENTRY                                                                                 \
@@ -35,7 +35,7 @@
 
 typedef struct Interest {
 	size_t path; /* index into Watch.paths */
-	char *name;  /* the name looked up here; NULL: any name (a directory whose files count) */
+	char *name; /* the name looked up here; NULL: any name (a directory whose files count) */
 } Interest;
 
 typedef struct Dir {
@@ -161,7 +161,8 @@ static int join(char out[PATH_MAX], const char *dir, const char *name)
 
 /* Resolves rest relative to directory cur as the kernel would, recording each directory where a
  * name is looked up. out: the directory or file it ends at (undefined when missing). */
-static int resolve(Planner *p, const char *start, const char *rest_in, char out[PATH_MAX], Kind *kind)
+static int resolve(Planner *p, const char *start, const char *rest_in, char out[PATH_MAX],
+		   Kind *kind)
 {
 	char cur[PATH_MAX], rest[PATH_MAX], full[PATH_MAX], target[PATH_MAX], name[NAME_MAX + 1];
 	int links = 0, r;
@@ -196,7 +197,8 @@ static int resolve(Planner *p, const char *start, const char *rest_in, char out[
 			memmove(rest, after, strlen(after) + 1);
 			continue;
 		}
-		if ((r = plan_add(p->plan, cur, name, p->path, last ? MASK_CONTENT : MASK_ENTRY)) < 0)
+		if ((r = plan_add(p->plan, cur, name, p->path, last ? MASK_CONTENT : MASK_ENTRY)) <
+		    0)
 			return r;
 		if ((r = join(full, cur, name)) < 0)
 			return r;
@@ -390,7 +392,8 @@ int watch_new(const WatchOps *ops, Watch **out)
 	if (!w)
 		return -ENOMEM;
 	w->ops = *ops;
-	w->inotify = (Source){ .type = SOURCE_INOTIFY, .fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC) };
+	w->inotify =
+	    (Source){ .type = SOURCE_INOTIFY, .fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC) };
 	w->mounts = (Source){ .type = SOURCE_MOUNTS,
 			      .fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC) };
 	if (w->inotify.fd < 0) {
@@ -458,7 +461,8 @@ int watch_set(Watch *w, const WatchPath *paths, size_t n)
 static void report_all(Watch *w, uint32_t mask)
 {
 	for (size_t i = 0; i < w->n_paths; i++)
-		w->ops.changed(w->paths[i].owner, w->paths[i].path, NULL, NULL, mask, w->ops.userdata);
+		w->ops.changed(w->paths[i].owner, w->paths[i].path, NULL, NULL, mask,
+			       w->ops.userdata);
 }
 
 int watch_parse_events(const char *buf, size_t len, WatchEventFn fn, void *userdata)
@@ -503,12 +507,13 @@ static void dispatch_event(int wd, uint32_t mask, const char *name, void *userda
 		bool self = (mask & MASK_SELF) != 0;
 		/* In a directory whose files count, dot-names are the volume's internals: only
 		 * ..data, swapped by the kubelet in one rename, says the content moved. */
-		bool hit = self || (in->name ? name && strcmp(name, in->name) == 0
-					     : name && (name[0] != '.' || strcmp(name, "..data") == 0));
+		bool hit =
+		    self || (in->name ? name && strcmp(name, in->name) == 0
+				      : name && (name[0] != '.' || strcmp(name, "..data") == 0));
 		if (!hit)
 			continue;
-		w->ops.changed(w->paths[in->path].owner, w->paths[in->path].path, d->path, name, mask,
-			       w->ops.userdata);
+		w->ops.changed(w->paths[in->path].owner, w->paths[in->path].path, d->path, name,
+			       mask, w->ops.userdata);
 		if ((mask & MASK_STRUCTURE) || ((mask & IN_ATTRIB) && (mask & IN_ISDIR)))
 			rs->rearm = true;
 	}
@@ -611,8 +616,9 @@ bool watch_subpath_mount(const char *path)
 		unescape_octal(mnt);
 		size_t mlen = strlen(mnt);
 		bool at = strcmp(mnt, path) == 0;
-		bool under = at || (strncmp(path, mnt, mlen) == 0 &&
-				    (path[mlen] == '/' || (mlen == 1 && mnt[0] == '/')) && plen > mlen);
+		bool under =
+		    at || (strncmp(path, mnt, mlen) == 0 &&
+			   (path[mlen] == '/' || (mlen == 1 && mnt[0] == '/')) && plen > mlen);
 		found = (at && !is_dir) || (under && strstr(root, "/volume-subpaths/"));
 	}
 	return found;

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #define EXIT_SETUP 125
-#define EXIT_EXEC 127
+#define EXIT_EXEC  127
 
 static const struct {
 	const char *name;
@@ -62,8 +62,10 @@ static void die(const char *what)
 
 static void usage(const char *msg)
 {
-	fprintf(stderr, "creds: %s\nusage: creds [--uid N] [--gid N] [--caps LIST] [--no-new-privs] "
-			"[--show] [--] PROG [ARG]...\n", msg);
+	fprintf(stderr,
+		"creds: %s\nusage: creds [--uid N] [--gid N] [--caps LIST] [--no-new-privs] "
+		"[--show] [--] PROG [ARG]...\n",
+		msg);
 	exit(EXIT_SETUP);
 }
 
@@ -140,8 +142,9 @@ static void caps_set(uint64_t set)
 
 static void show(void)
 {
-	static const char *const keys[] = { "Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:",
-					     "CapEff:", "CapBnd:", "CapAmb:", "NoNewPrivs:" };
+	static const char *const keys[] = { "Uid:",    "Gid:",	  "Groups:",
+					    "CapInh:", "CapPrm:", "CapEff:",
+					    "CapBnd:", "CapAmb:", "NoNewPrivs:" };
 	char line[512];
 	FILE *f = fopen("/proc/self/status", "re");
 
@@ -208,6 +211,7 @@ int main(int argc, char **argv)
 		show();
 
 	execv(argv[i], argv + i);
-	fprintf(stderr, "creds: cannot execute %s: %s (errno %d)\n", argv[i], strerror(errno), errno);
+	fprintf(stderr, "creds: cannot execute %s: %s (errno %d)\n", argv[i], strerror(errno),
+		errno);
 	return EXIT_EXEC;
 }

@@ -86,8 +86,10 @@ static void install(bool ignore)
 
 static const char *name_of(int sig, char *buf, size_t size)
 {
-	static const char *const names[] = { [SIGHUP] = "SIGHUP", [SIGUSR1] = "SIGUSR1",
-					     [SIGUSR2] = "SIGUSR2", [SIGQUIT] = "SIGQUIT",
+	static const char *const names[] = { [SIGHUP] = "SIGHUP",
+					     [SIGUSR1] = "SIGUSR1",
+					     [SIGUSR2] = "SIGUSR2",
+					     [SIGQUIT] = "SIGQUIT",
 					     [SIGWINCH] = "SIGWINCH" };
 	if (sig < (int)(sizeof(names) / sizeof(names[0])) && names[sig])
 		return names[sig];

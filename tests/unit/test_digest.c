@@ -152,7 +152,7 @@ static void test_digest_line(void **state)
 		e.name = (char *)cases[i].name;
 		_cleanup_free_ char *line = digest_line(&e);
 		_cleanup_free_ char *want =
-			xasprintf("%s%s  %s\n", cases[i].escaped ? "\\" : "", hex, cases[i].shown);
+		    xasprintf("%s%s  %s\n", cases[i].escaped ? "\\" : "", hex, cases[i].shown);
 		assert_string_equal(line, want);
 	}
 }
@@ -196,10 +196,10 @@ static void test_digest_total(void **state)
 
 static void test_digest_list_sort(void **state)
 {
-	static const char *const in[] = { "/v/b", "/v/a/x", "/v/a.x", "/v/B", "/v/b", "/v/a",
-					  "/v/\xc3\xa9", "/v/a/x", "/v/b" };
-	static const char *const want[] = { "/v/B", "/v/a", "/v/a.x", "/v/a/x", "/v/b",
-					    "/v/\xc3\xa9" };
+	static const char *const in[] = { "/v/b", "/v/a/x",	 "/v/a.x", "/v/B", "/v/b",
+					  "/v/a", "/v/\xc3\xa9", "/v/a/x", "/v/b" };
+	static const char *const want[] = { "/v/B",   "/v/a", "/v/a.x",
+					    "/v/a/x", "/v/b", "/v/\xc3\xa9" };
 	DigestList l = { 0 };
 	(void)state;
 
@@ -279,8 +279,7 @@ static void walk(const char *root, DigestList *l, Skipped *skipped)
 	digest_list_sort(l);
 }
 
-static void assert_entries(const char *root, const DigestList *l, const char *const *want,
-			   size_t n)
+static void assert_entries(const char *root, const DigestList *l, const char *const *want, size_t n)
 {
 	size_t rl = strlen(root);
 
@@ -304,8 +303,8 @@ static void test_tree_plain(void **state)
 {
 	const char *root = *state;
 	static const char *const want[] = {
-		"a.conf=alpha",	  "b b=spaces",	  "link-dir/c=gamma", "link-dir/deeper/d=delta",
-		"link-file=alpha", "sub/c=gamma",	  "sub/deeper/d=delta", "z\\n=escaped",
+		"a.conf=alpha",	   "b b=spaces",  "link-dir/c=gamma",	"link-dir/deeper/d=delta",
+		"link-file=alpha", "sub/c=gamma", "sub/deeper/d=delta", "z\\n=escaped",
 	};
 	DigestList l;
 	Skipped s;
@@ -452,7 +451,7 @@ static void write_keys(const char *vol, const char *tsdir, const char *const *ke
 	for (size_t i = 0; i < n; i++) {
 		const char *eq = strchr(keys[i], '=');
 		_cleanup_free_ char *rel =
-			xasprintf("%s/%.*s", tsdir, (int)(eq - keys[i]), keys[i]);
+		    xasprintf("%s/%.*s", tsdir, (int)(eq - keys[i]), keys[i]);
 		for (char *slash = strchr(rel + strlen(tsdir) + 1, '/'); slash;
 		     slash = strchr(slash + 1, '/')) {
 			struct stat st;

@@ -15,22 +15,26 @@ static void test_duration_parse(void **state)
 		int ret;
 		uint64_t ms;
 	} cases[] = {
-		{ "0", 0, 0 },		   { "0ms", 0, 0 },	   { "0s", 0, 0 },
-		{ "200ms", 0, 200 },	   { "5s", 0, 5000 },	   { "1m", 0, 60000 },
-		{ "2h", 0, 7200000 },	   { "168h", 0, DURATION_MAX_MS },
-		{ "169h", -ERANGE, 0 },	   { "99999999999999999999s", -ERANGE, 0 },
-		{ "200", -EINVAL, 0 },	   { "", -EINVAL, 0 },	   { "ms", -EINVAL, 0 },
-		{ "1.5s", -EINVAL, 0 },	   { "-1s", -EINVAL, 0 },  { "1 s", -EINVAL, 0 },
-		{ "1S", -EINVAL, 0 },	   { "1sec", -EINVAL, 0 }, { "1h30m", -EINVAL, 0 },
-		{ "+1s", -EINVAL, 0 },	   { "00", -EINVAL, 0 },   { "0x10s", -EINVAL, 0 },
-		{ "1d", -EINVAL, 0 },	   { "10us", -EINVAL, 0 },
+		{ "0", 0, 0 },		 { "0ms", 0, 0 },
+		{ "0s", 0, 0 },		 { "200ms", 0, 200 },
+		{ "5s", 0, 5000 },	 { "1m", 0, 60000 },
+		{ "2h", 0, 7200000 },	 { "168h", 0, DURATION_MAX_MS },
+		{ "169h", -ERANGE, 0 },	 { "99999999999999999999s", -ERANGE, 0 },
+		{ "200", -EINVAL, 0 },	 { "", -EINVAL, 0 },
+		{ "ms", -EINVAL, 0 },	 { "1.5s", -EINVAL, 0 },
+		{ "-1s", -EINVAL, 0 },	 { "1 s", -EINVAL, 0 },
+		{ "1S", -EINVAL, 0 },	 { "1sec", -EINVAL, 0 },
+		{ "1h30m", -EINVAL, 0 }, { "+1s", -EINVAL, 0 },
+		{ "00", -EINVAL, 0 },	 { "0x10s", -EINVAL, 0 },
+		{ "1d", -EINVAL, 0 },	 { "10us", -EINVAL, 0 },
 	};
 	(void)state;
 	for (size_t i = 0; i < ELEMS(cases); i++) {
 		uint64_t ms = 12345;
 		int r = duration_parse(cases[i].in, &ms);
 		if (r != cases[i].ret)
-			fail_msg("duration_parse(\"%s\") = %d, want %d", cases[i].in, r, cases[i].ret);
+			fail_msg("duration_parse(\"%s\") = %d, want %d", cases[i].in, r,
+				 cases[i].ret);
 		assert_int_equal(ms, r == 0 ? cases[i].ms : 12345); /* untouched on failure */
 	}
 }
@@ -40,9 +44,9 @@ static void test_duration_format(void **state)
 	static const struct {
 		uint64_t ms;
 		const char *out;
-	} cases[] = { { 0, "0s" },	    { 1, "1ms" },	 { 200, "200ms" }, { 1000, "1s" },
-		      { 1500, "1500ms" }, { 60000, "1m" },	 { 90000, "90s" }, { 3600000, "1h" },
-		      { 5400000, "90m" } };
+	} cases[] = { { 0, "0s" },	{ 1, "1ms" },	    { 200, "200ms" },
+		      { 1000, "1s" },	{ 1500, "1500ms" }, { 60000, "1m" },
+		      { 90000, "90s" }, { 3600000, "1h" },  { 5400000, "90m" } };
 	char buf[32];
 	(void)state;
 	for (size_t i = 0; i < ELEMS(cases); i++) {
@@ -59,19 +63,44 @@ static void test_signame_parse(void **state)
 		const char *in;
 		int sig; /* 0: must be rejected */
 	} cases[] = {
-		{ "SIGHUP", SIGHUP },	      { "HUP", SIGHUP },	    { "hup", SIGHUP },
-		{ "sighup", SIGHUP },	      { "1", SIGHUP },		    { "SIGUSR1", SIGUSR1 },
-		{ "USR2", SIGUSR2 },	      { "15", SIGTERM },	    { "SIGWINCH", SIGWINCH },
-		{ "SIGIO", SIGIO },	      { "POLL", SIGPOLL },	    { "IOT", SIGABRT },
-		{ "RTMIN", SIGRTMIN },	      { "SIGRTMIN", SIGRTMIN },	    { "RTMIN+3", SIGRTMIN + 3 },
-		{ "SIGRTMIN+3", SIGRTMIN + 3 }, { "rtmin+0", SIGRTMIN },    { "RTMAX", SIGRTMAX },
-		{ "RTMAX-2", SIGRTMAX - 2 },  { "64", 64 },		    { "34", 34 },
-		{ "0", 0 },		      { "32", 0 },		    { "33", 0 },
-		{ "65", 0 },		      { "-1", 0 },		    { "FOO", 0 },
-		{ "SIG", 0 },		      { "", 0 },		    { "RTMIN+31", 0 },
-		{ "RTMAX+1", 0 },	      { "RTMIN-1", 0 },		    { "RTMIN3", 0 },
-		{ "RTMIN+", 0 },	      { "1x", 0 },		    { "SIGHUPX", 0 },
-		{ " HUP", 0 },		      { "RTMIN++1", 0 },
+		{ "SIGHUP", SIGHUP },
+		{ "HUP", SIGHUP },
+		{ "hup", SIGHUP },
+		{ "sighup", SIGHUP },
+		{ "1", SIGHUP },
+		{ "SIGUSR1", SIGUSR1 },
+		{ "USR2", SIGUSR2 },
+		{ "15", SIGTERM },
+		{ "SIGWINCH", SIGWINCH },
+		{ "SIGIO", SIGIO },
+		{ "POLL", SIGPOLL },
+		{ "IOT", SIGABRT },
+		{ "RTMIN", SIGRTMIN },
+		{ "SIGRTMIN", SIGRTMIN },
+		{ "RTMIN+3", SIGRTMIN + 3 },
+		{ "SIGRTMIN+3", SIGRTMIN + 3 },
+		{ "rtmin+0", SIGRTMIN },
+		{ "RTMAX", SIGRTMAX },
+		{ "RTMAX-2", SIGRTMAX - 2 },
+		{ "64", 64 },
+		{ "34", 34 },
+		{ "0", 0 },
+		{ "32", 0 },
+		{ "33", 0 },
+		{ "65", 0 },
+		{ "-1", 0 },
+		{ "FOO", 0 },
+		{ "SIG", 0 },
+		{ "", 0 },
+		{ "RTMIN+31", 0 },
+		{ "RTMAX+1", 0 },
+		{ "RTMIN-1", 0 },
+		{ "RTMIN3", 0 },
+		{ "RTMIN+", 0 },
+		{ "1x", 0 },
+		{ "SIGHUPX", 0 },
+		{ " HUP", 0 },
+		{ "RTMIN++1", 0 },
 	};
 	(void)state;
 	for (size_t i = 0; i < ELEMS(cases); i++) {

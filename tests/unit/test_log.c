@@ -10,8 +10,8 @@
 #include "cleanup.h"
 #include "log.h"
 
-#define VALUE_MAX 1024 /* log.c's VALUE_MAX_BYTES: longer values are cut, with "…" */
-#define ELLIPSIS "\xe2\x80\xa6"
+#define VALUE_MAX  1024 /* log.c's VALUE_MAX_BYTES: longer values are cut, with "…" */
+#define ELLIPSIS   "\xe2\x80\xa6"
 #define MAX_FIELDS 64
 
 typedef struct Decoded {
@@ -258,11 +258,16 @@ static const char *const formats[] = { "logfmt", "json" };
 
 static void test_exact_lines(void **state)
 {
-	const LogField fields[] = { LF_STR("rule", "nginx"), LF_STR("signal", "SIGHUP"),
-				    LF_INT("pid", 8),	      LF_INT("delta", -3),
-				    LF_UINT("big", 18446744073709551615ULL), LF_BOOL("ok", true),
-				    LF_BOOL("dry", false),	      LF_STR("path", "/etc/a b"),
-				    LF_STR("empty", ""),	      LF_STR("none", NULL),
+	const LogField fields[] = { LF_STR("rule", "nginx"),
+				    LF_STR("signal", "SIGHUP"),
+				    LF_INT("pid", 8),
+				    LF_INT("delta", -3),
+				    LF_UINT("big", 18446744073709551615ULL),
+				    LF_BOOL("ok", true),
+				    LF_BOOL("dry", false),
+				    LF_STR("path", "/etc/a b"),
+				    LF_STR("empty", ""),
+				    LF_STR("none", NULL),
 				    LF_END };
 	char buf[1024];
 	(void)state;
@@ -323,8 +328,10 @@ static void test_exact_escapes(void **state)
 		const LogField f[] = { LF_STR("v", cases[i].in), LF_END };
 		_cleanup_free_ char *l = NULL, *j = NULL;
 		assert_true(asprintf(&l, "ts=T level=info msg=\"m\" v=%s\n", cases[i].logfmt) > 0);
-		assert_true(asprintf(&j, "{\"ts\":\"T\",\"level\":\"info\",\"msg\":\"m\","
-				     "\"v\":%s}\n", cases[i].json) > 0);
+		assert_true(asprintf(&j,
+				     "{\"ts\":\"T\",\"level\":\"info\",\"msg\":\"m\","
+				     "\"v\":%s}\n",
+				     cases[i].json) > 0);
 		log_format_line(buf, sizeof(buf), LOG_LOGFMT, "T", LEVEL_INFO, "m", f);
 		assert_string_equal(buf, l);
 		log_format_line(buf, sizeof(buf), LOG_JSON, "T", LEVEL_INFO, "m", f);
@@ -356,8 +363,8 @@ static void check_round_trip(const char *v)
 		Decoded d;
 		log_format_line(buf, sizeof(buf), format, "T", LEVEL_INFO, v, f);
 		if (!decode(format, buf, &d))
-			fail_msg("%s line for value \"%s\" does not decode:\n%s",
-				 formats[format], v, buf);
+			fail_msg("%s line for value \"%s\" does not decode:\n%s", formats[format],
+				 v, buf);
 		assert_int_equal(d.n, 5);
 		assert_string_equal(d.key[2], "msg");
 		assert_string_equal(d.key[3], "v");
@@ -429,10 +436,10 @@ static void test_long_values(void **state)
 		const char *unit;
 		size_t times;
 	} cases[] = {
-		{ "a", VALUE_MAX - 1 }, { "a", VALUE_MAX },	    { "a", VALUE_MAX + 1 },
-		{ "a", 5000 },		{ "\x01", 2000 },	    { "\"", 3000 },
-		{ "\xc3\xa9", 1000 },	{ "\xe8\xa8\xad", 700 },    { "\xf0\x9f\x94\xa7", 600 },
-		{ "\xff", 2000 },	{ "ab\xc3\xa9\n", 500 },   { "x y", 2000 },
+		{ "a", VALUE_MAX - 1 }, { "a", VALUE_MAX },	 { "a", VALUE_MAX + 1 },
+		{ "a", 5000 },		{ "\x01", 2000 },	 { "\"", 3000 },
+		{ "\xc3\xa9", 1000 },	{ "\xe8\xa8\xad", 700 }, { "\xf0\x9f\x94\xa7", 600 },
+		{ "\xff", 2000 },	{ "ab\xc3\xa9\n", 500 }, { "x y", 2000 },
 	};
 	(void)state;
 
@@ -528,12 +535,9 @@ static void test_parse_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exact_lines),
-		cmocka_unit_test(test_exact_escapes),
-		cmocka_unit_test(test_hostile_values),
-		cmocka_unit_test(test_long_values),
-		cmocka_unit_test(test_line_overflow),
-		cmocka_unit_test(test_small_buffers),
+		cmocka_unit_test(test_exact_lines),    cmocka_unit_test(test_exact_escapes),
+		cmocka_unit_test(test_hostile_values), cmocka_unit_test(test_long_values),
+		cmocka_unit_test(test_line_overflow),  cmocka_unit_test(test_small_buffers),
 		cmocka_unit_test(test_parse_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

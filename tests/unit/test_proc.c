@@ -26,14 +26,14 @@ static void test_stat_comm(void **state)
 {
 	static const char *const comms[] = {
 		"nginx",
-		"a) (b",	   /* the classic: ") (" inside comm */
+		"a) (b", /* the classic: ") (" inside comm */
 		")",
 		"((",
 		"(",
 		"))",
-		"x) R 2 3 4",	   /* fake fields: only the last ')' ends comm */
+		"x) R 2 3 4", /* fake fields: only the last ')' ends comm */
 		"a b c",
-		"a\nb",		   /* the kernel prints comm raw in stat */
+		"a\nb", /* the kernel prints comm raw in stat */
 		"123456789012345", /* TASK_COMM_LEN - 1 */
 		"",
 		"abc) ",
@@ -49,8 +49,8 @@ static void test_stat_comm(void **state)
 
 	for (size_t i = 0; i < ELEMS(comms); i++) {
 		ProcStat st;
-		int n = make_stat(line, sizeof(line), "4242", comms[i], "S", "17", "4194560",
-				  "98765");
+		int n =
+		    make_stat(line, sizeof(line), "4242", comms[i], "S", "17", "4194560", "98765");
 		int r = proc_stat_parse(line, (size_t)n, &st);
 		if (r != 0)
 			fail_msg("comm \"%s\": proc_stat_parse = %d", comms[i], r);
@@ -86,8 +86,8 @@ static void test_stat_fields(void **state)
 		unsigned long long want_start;
 	} cases[] = {
 		{ "1", "S", "0", "0", "0", 0, 1, 0, 0, 0 },
-		{ "2147483647", "R", "2147483647", "4294967295", "18446744073709551615", 0,
-		  INT_MAX, INT_MAX, UINT_MAX, ULLONG_MAX },
+		{ "2147483647", "R", "2147483647", "4294967295", "18446744073709551615", 0, INT_MAX,
+		  INT_MAX, UINT_MAX, ULLONG_MAX },
 		{ "18446744073709551610", "S", "1", "0", "1", -EINVAL, 0, 0, 0, 0 },
 		{ "2147483648", "S", "1", "0", "1", -EINVAL, 0, 0, 0, 0 },
 		{ "0", "S", "1", "0", "1", -EINVAL, 0, 0, 0, 0 },
@@ -194,7 +194,7 @@ static void test_stat_len(void **state)
 	assert_int_equal(proc_stat_parse(buf, strchr(buf, '\n') + 1 - buf, &st), 0);
 	assert_string_equal(st.comm, "a");
 	assert_int_equal(st.ppid, 1);
-	assert_int_equal(st.flags, 6);	    /* field 9 */
+	assert_int_equal(st.flags, 6); /* field 9 */
 	assert_int_equal(st.starttime, 19); /* field 22 */
 }
 
@@ -206,8 +206,8 @@ static const char status_head[] = "Name:\tnginx\n"
 				  "PPid:\t1\n";
 
 /* A status file with the given values after "Uid:" etc.; NULL leaves that line out. */
-static size_t status_text(char *buf, size_t size, const char *uid, const char *blk,
-			  const char *ign, const char *cgt)
+static size_t status_text(char *buf, size_t size, const char *uid, const char *blk, const char *ign,
+			  const char *cgt)
 {
 	FILE *f = fmemopen(buf, size, "w");
 
@@ -336,16 +336,11 @@ static void test_read_self(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stat_comm),
-		cmocka_unit_test(test_stat_comm_too_long),
-		cmocka_unit_test(test_stat_fields),
-		cmocka_unit_test(test_stat_truncated),
-		cmocka_unit_test(test_stat_malformed),
-		cmocka_unit_test(test_stat_len),
-		cmocka_unit_test(test_status),
-		cmocka_unit_test(test_status_forged_line),
-		cmocka_unit_test(test_status_len),
-		cmocka_unit_test(test_read_self),
+		cmocka_unit_test(test_stat_comm),      cmocka_unit_test(test_stat_comm_too_long),
+		cmocka_unit_test(test_stat_fields),    cmocka_unit_test(test_stat_truncated),
+		cmocka_unit_test(test_stat_malformed), cmocka_unit_test(test_stat_len),
+		cmocka_unit_test(test_status),	       cmocka_unit_test(test_status_forged_line),
+		cmocka_unit_test(test_status_len),     cmocka_unit_test(test_read_self),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,7 @@
 #include "rules.h"
 
 /* A corpus that vanished must not pass as "every file gave its errors". */
-#define MIN_BAD_FILES 35
+#define MIN_BAD_FILES  35
 #define MIN_GOOD_FILES 10
 
 static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -185,7 +185,7 @@ static void test_bad_corpus_no_orphans(void **state)
 			continue;
 		if (len > 4 && strcmp(de->d_name + len - 4, ".err") == 0) {
 			_cleanup_free_ char *yaml =
-				xasprintf("%s/%.*s.yaml", dir, (int)(len - 4), de->d_name);
+			    xasprintf("%s/%.*s.yaml", dir, (int)(len - 4), de->d_name);
 			if (access(yaml, F_OK) != 0)
 				fail_msg("%s has no .yaml beside it", de->d_name);
 		} else if (len <= 5 || strcmp(de->d_name + len - 5, ".yaml") != 0) {
@@ -411,9 +411,9 @@ static void test_metrics_listen_disabled(void **state)
 static void test_signals(void **state)
 {
 	_cleanup_(rules_freep) Rules *rules = load_good("good/signals.yaml");
-	const int want[] = { SIGHUP,	   SIGUSR2,	 SIGUSR1,      SIGUSR1,	  SIGHUP,
-			     34,	   64,		 SIGRTMIN,     SIGRTMIN + 3, SIGRTMIN + 30,
-			     SIGRTMAX - 1, SIGWINCH,	 SIGABRT,      SIGIO };
+	const int want[] = { SIGHUP,	   SIGUSR2,  SIGUSR1,  SIGUSR1,	     SIGHUP,
+			     34,	   64,	     SIGRTMIN, SIGRTMIN + 3, SIGRTMIN + 30,
+			     SIGRTMAX - 1, SIGWINCH, SIGABRT,  SIGIO };
 	(void)state;
 
 	assert_int_equal(rules->n, ELEMS(want));
@@ -462,7 +462,7 @@ static void test_path_normalisation(void **state)
 
 	for (size_t i = 0; i < ELEMS(cases); i++) {
 		_cleanup_free_ char *yaml = xasprintf(
-			"rules:\n  - {name: a, paths: [\"%s\"], match: {comm: a}}\n", cases[i].in);
+		    "rules:\n  - {name: a, paths: [\"%s\"], match: {comm: a}}\n", cases[i].in);
 		_cleanup_(rules_freep) Rules *rules = parse_ok("norm.yaml", yaml, strlen(yaml));
 		if (strcmp(rules->v[0].paths[0], cases[i].out) != 0)
 			fail_msg("\"%s\" normalised to \"%s\", want \"%s\"", cases[i].in,
@@ -590,12 +590,12 @@ static void test_limit_errors(void **state)
 		for (size_t i = 0; i < shown; i++) {
 			/* "  - {name: rI, paths: [/a], match: {comm: x}, signal: BADX}" */
 			static const char before[] =
-				"  - {name: r, paths: [/a], match: {comm: x}, signal: ";
+			    "  - {name: r, paths: [/a], match: {comm: x}, signal: ";
 			size_t col = strlen(before) + (size_t)snprintf(NULL, 0, "%zu", i) + 1;
 			_cleanup_free_ char *want =
-				xasprintf("gen.yaml:%zu:%zu: unknown signal \"BADX\": use a name "
-					  "(SIGHUP or HUP), a number (1), or RTMIN+n",
-					  i + 2, col);
+			    xasprintf("gen.yaml:%zu:%zu: unknown signal \"BADX\": use a name "
+				      "(SIGHUP or HUP), a number (1), or RTMIN+n",
+				      i + 2, col);
 			assert_string_equal(errs.v[i], want);
 		}
 		if (cut)
@@ -634,8 +634,9 @@ static void test_load_unreadable(void **state)
 		{ fifo, -EINVAL, "cannot read the rule file: not a regular file" },
 		{ big, -EFBIG, "the rule file is larger than 1048576 bytes" },
 		/* at the limit, the file is read and parsed */
-		{ limit, -EINVAL, "1:1: the file holds only comments and blank lines: it needs at "
-				  "least rules: with one rule" },
+		{ limit, -EINVAL,
+		  "1:1: the file holds only comments and blank lines: it needs at "
+		  "least rules: with one rule" },
 	};
 	assert_int_equal(mkfifo(fifo, 0600), 0);
 	assert_non_null(buf);
@@ -650,7 +651,7 @@ static void test_load_unreadable(void **state)
 		/* "FILE: message", or "FILE:LINE:COL: message" */
 		bool at = cases[i].msg[0] >= '0' && cases[i].msg[0] <= '9';
 		_cleanup_free_ char *want =
-			xasprintf("%s:%s%s", cases[i].path, at ? "" : " ", cases[i].msg);
+		    xasprintf("%s:%s%s", cases[i].path, at ? "" : " ", cases[i].msg);
 		assert_int_equal(rules_load(cases[i].path, &rules, &errs), cases[i].ret);
 		assert_null(rules);
 		assert_int_equal(errs.n, 1);
@@ -673,8 +674,9 @@ static void test_print_hostile_values(void **state)
 	fputs("rules:\n", f);
 	for (unsigned c = 1; c < 0x100; c++)
 		/* in a bracket expression any character is a valid regex */
-		fprintf(f, "  - {name: c%u, paths: [\"/p\\x%02x\"], match: {comm: \"\\x%02x\", "
-			   "cmdline: \"[a\\x%02x]\", exe: \"/\\x%02x/\"}}\n",
+		fprintf(f,
+			"  - {name: c%u, paths: [\"/p\\x%02x\"], match: {comm: \"\\x%02x\", "
+			"cmdline: \"[a\\x%02x]\", exe: \"/\\x%02x/\"}}\n",
 			c, c, c, c, c);
 	fputs("  - {name: u, paths: [\"/\\u2028\\u2029\\ufeff\\ufffe\\uffff\\U0001F527\"], "
 	      "match: {comm: \"\\u0085\\u00a0\"}}\n",
@@ -709,7 +711,7 @@ static void test_print_file_name(void **state)
 		size_t len;
 		_cleanup_free_ char *plan = print_plan(rules, &len);
 		_cleanup_free_ char *want =
-			xasprintf("%s (every default written out)\n", cases[i].line);
+		    xasprintf("%s (every default written out)\n", cases[i].line);
 		assert_memory_equal(plan, want, strlen(want));
 		_cleanup_(rules_freep) Rules *back = parse_ok("plan.yaml", plan, len);
 		assert_rules_equal(rules, back);
