@@ -21,8 +21,7 @@
 
 typedef struct Walk {
 	DigestList *list;
-	DigestSkipFn skip;
-	void *userdata;
+	const DigestHooks *hooks;
 	bool vanished;
 	bool in_volume; /* below a ..data link, where only ..-names are the kubelet's */
 	size_t depth;
@@ -52,16 +51,19 @@ static int digest_fail(void)
 	return -EIO;
 }
 
-int digest_fd(int fd, unsigned char out[DIGEST_LEN])
+/* SHA-256 of at most limit bytes of fd, ticking every DIGEST_TICK_BYTES. */
+static int hash_fd(int fd, uint64_t limit, const DigestHooks *hooks, unsigned char out[DIGEST_LEN])
 {
 	static unsigned char buf[READ_CHUNK];
 	_cleanup_(free_md_ctx) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint64_t done = 0, next_tick = DIGEST_TICK_BYTES;
 	unsigned len;
 
 	if (!ctx || !sha256() || !EVP_DigestInit_ex2(ctx, sha256(), NULL))
 		return digest_fail();
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
+	while (done < limit) {
+		size_t want = limit - done < sizeof(buf) ? (size_t)(limit - done) : sizeof(buf);
+		ssize_t n = read(fd, buf, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -70,10 +72,21 @@ int digest_fd(int fd, unsigned char out[DIGEST_LEN])
 			break;
 		if (!EVP_DigestUpdate(ctx, buf, (size_t)n))
 			return digest_fail();
+		done += (uint64_t)n;
+		if (done >= next_tick && hooks && hooks->tick) {
+			next_tick += DIGEST_TICK_BYTES;
+			if (hooks->tick(hooks->userdata))
+				return -ECANCELED;
+		}
 	}
 	if (!EVP_DigestFinal_ex(ctx, out, &len))
 		return digest_fail();
 	return 0;
+}
+
+int digest_fd(int fd, unsigned char out[DIGEST_LEN])
+{
+	return hash_fd(fd, UINT64_MAX, NULL, out);
 }
 
 int digest_file(const char *path, unsigned char out[DIGEST_LEN])
@@ -85,7 +98,7 @@ int digest_file(const char *path, unsigned char out[DIGEST_LEN])
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
-	return digest_fd(fd, out);
+	return hash_fd(fd, st.st_size > 0 ? (uint64_t)st.st_size : DIGEST_PSEUDO_FILE_MAX, NULL, out);
 }
 
 int digest_buf(const void *buf, size_t len, unsigned char out[DIGEST_LEN])
@@ -120,22 +133,34 @@ static const char *file_kind(mode_t mode)
 {
 	switch (mode & S_IFMT) {
 	case S_IFIFO:
-		return "not a regular file (FIFO), skipping";
+		return "FIFO";
 	case S_IFSOCK:
-		return "not a regular file (socket), skipping";
+		return "socket";
 	case S_IFCHR:
-		return "not a regular file (character device), skipping";
+		return "character device";
 	case S_IFBLK:
-		return "not a regular file (block device), skipping";
+		return "block device";
 	default:
-		return "not a regular file, skipping";
+		return "unknown type";
 	}
 }
 
 static void skip(Walk *w, const char *why)
 {
-	if (w->skip)
-		w->skip(w->name, why, w->userdata);
+	if (w->hooks && w->hooks->skip)
+		w->hooks->skip(w->name, why, w->hooks->userdata);
+}
+
+/* Something that is not a file is never opened. Below the rule's path it is left out; as the
+ * path itself it fails the digest (-EINVAL), so the rule is held rather than emptied. */
+static int not_a_file(Walk *w, mode_t mode)
+{
+	char why[64];
+
+	snprintf(why, sizeof(why), "not a regular file (%s)%s", file_kind(mode),
+		 w->depth == 0 ? "" : ", skipping");
+	skip(w, why);
+	return w->depth == 0 ? -EINVAL : 0;
 }
 
 /* A name that cannot be read. Permissions, loops and overlong names are the tree's own: reported
@@ -146,6 +171,8 @@ static int fault(Walk *w, const char *what, int err)
 {
 	char why[128];
 
+	if (w->depth == 0)
+		return -err; /* the rule's path itself: nothing was read, so nothing changed */
 	switch (err) {
 	case ENOENT:
 		w->vanished = true;
@@ -176,11 +203,13 @@ static int walk_file(Walk *w, int dirfd, const char *rel)
 		return fault(w, "open", errno);
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (!S_ISREG(st.st_mode)) {
-		skip(w, file_kind(st.st_mode));
-		return 0;
-	}
-	int r = digest_fd(fd, sha);
+	if (!S_ISREG(st.st_mode))
+		return not_a_file(w, st.st_mode);
+	/* Up to the size it has now: a file that grows while it is read still ends. */
+	uint64_t limit = st.st_size > 0 ? (uint64_t)st.st_size : DIGEST_PSEUDO_FILE_MAX;
+	int r = hash_fd(fd, limit, w->hooks, sha);
+	if (r == -ECANCELED)
+		return r;
 	if (r < 0)
 		return fault(w, "read", -r);
 	return list_add(w->list, w->name, sha);
@@ -203,10 +232,8 @@ static int walk_entry(Walk *w, int dirfd, const char *rel)
 	}
 	if (S_ISREG(st.st_mode))
 		return walk_file(w, dirfd, rel);
-	if (!S_ISDIR(st.st_mode)) {
-		skip(w, file_kind(st.st_mode));
-		return 0;
-	}
+	if (!S_ISDIR(st.st_mode))
+		return not_a_file(w, st.st_mode);
 	for (size_t i = 0; i < w->depth; i++)
 		if (w->dev[i] == st.st_dev && w->ino[i] == st.st_ino) {
 			skip(w, "directory loop (a symlink to one of its parents), skipping");
@@ -283,7 +310,7 @@ static int walk_dir(Walk *w, int dirfd)
 	return r;
 }
 
-int digest_tree(const char *path, DigestList *list, DigestSkipFn skipfn, void *userdata)
+int digest_tree(const char *path, DigestList *list, const DigestHooks *hooks)
 {
 	Walk *w = calloc(1, sizeof(*w));
 	struct stat st;
@@ -291,7 +318,7 @@ int digest_tree(const char *path, DigestList *list, DigestSkipFn skipfn, void *u
 
 	if (!w)
 		return -ENOMEM;
-	*w = (Walk){ .list = list, .skip = skipfn, .userdata = userdata };
+	*w = (Walk){ .list = list, .hooks = hooks };
 	if (strlen(path) >= sizeof(w->name)) {
 		free(w);
 		return -ENAMETOOLONG;
@@ -307,8 +334,7 @@ int digest_tree(const char *path, DigestList *list, DigestSkipFn skipfn, void *u
 			w->name[n - 1] = '\0';
 		r = walk_entry(w, AT_FDCWD, path);
 	} else {
-		skip(w, file_kind(st.st_mode));
-		r = 0;
+		r = not_a_file(w, st.st_mode);
 	}
 	if (r == 0 && w->vanished)
 		r = -EAGAIN;
@@ -404,15 +430,18 @@ int digest_total(const DigestList *l, unsigned char out[DIGEST_LEN])
 }
 
 int digest_paths(char *const *paths, size_t n, DigestList *list, unsigned char total[DIGEST_LEN],
-		 DigestSkipFn skipfn, void *userdata)
+		 const DigestHooks *hooks, size_t *bad)
 {
 	int r = 0;
 
 	for (int attempt = 0; attempt < WALK_RETRIES; attempt++) {
 		digest_list_done(list);
 		for (size_t i = 0; i < n; i++)
-			if ((r = digest_tree(paths[i], list, skipfn, userdata)) < 0)
+			if ((r = digest_tree(paths[i], list, hooks)) < 0) {
+				if (bad)
+					*bad = i;
 				break;
+			}
 		if (r != -EAGAIN)
 			break;
 	}

@@ -19,8 +19,19 @@ typedef struct DigestList {
 	size_t n, cap;
 } DigestList;
 
-/* Told about each thing left out of the digest and why ("not a regular file (FIFO)"). */
-typedef void (*DigestSkipFn)(const char *name, const char *why, void *userdata);
+/* How often a long hash looks up from its work (see DigestHooks.tick). */
+#define DIGEST_TICK_BYTES (8 * 1024 * 1024)
+/* What is read of a file whose size is 0 (a /proc or /sys file): its size says nothing. */
+#define DIGEST_PSEUDO_FILE_MAX (1024 * 1024)
+
+typedef struct DigestHooks {
+	/* Told about each thing left out of the digest and why ("not a regular file (FIFO)"). */
+	void (*skip)(const char *name, const char *why, void *userdata);
+	/* Called every DIGEST_TICK_BYTES read, so that a big file cannot keep an event loop from
+	 * its urgent work; a nonzero return abandons the digest with -ECANCELED. */
+	int (*tick)(void *userdata);
+	void *userdata;
+} DigestHooks;
 
 /* SHA-256 of everything readable from fd, streamed through a fixed buffer. 0 or -errno. */
 int digest_fd(int fd, unsigned char out[DIGEST_LEN]);
@@ -31,15 +42,20 @@ int digest_buf(const void *buf, size_t len, unsigned char out[DIGEST_LEN]);
 
 /* Appends the regular files reachable from path to list: the file itself, or every file below
  * a directory, following symlinks, skipping names that start with '.', reading a directory that
- * holds "..data" (a ConfigMap or Secret volume) through that link in one consistent step.
- * Returns 0; -ENOENT if path (or its symlink's target) is missing; -EAGAIN if files vanished
- * while it was read; -E2BIG past DIGEST_MAX_FILES; other -errno from the kernel. */
-int digest_tree(const char *path, DigestList *list, DigestSkipFn skip, void *userdata);
+ * holds "..data" (a ConfigMap or Secret volume) through that link in one consistent step. A
+ * file is read up to the size it had when opened (a growing log ends). Below path, what cannot
+ * be read for a reason of its own (a FIFO, a loop, a permission) is reported and skipped; path
+ * itself must be readable. Returns 0; -ENOENT if path (or its symlink's target) is missing;
+ * -EINVAL if it is neither a regular file nor a directory; -EAGAIN if files vanished while it
+ * was read; -E2BIG past DIGEST_MAX_FILES; -ECANCELED from the tick; other -errno. hooks may
+ * be NULL. */
+int digest_tree(const char *path, DigestList *list, const DigestHooks *hooks);
 
 /* The rule digest over paths: walks each (retrying a walk that raced a change), sorts by name,
- * drops duplicates, then hashes the sorted sha256sum-format lines. list receives the entries. */
+ * drops duplicates, then hashes the sorted sha256sum-format lines. list receives the entries.
+ * On failure *bad (if not NULL) is the index of the path that failed. */
 int digest_paths(char *const *paths, size_t n, DigestList *list, unsigned char total[DIGEST_LEN],
-		 DigestSkipFn skip, void *userdata);
+		 const DigestHooks *hooks, size_t *bad);
 
 /* SHA-256 of the sorted entries' lines: the digest of `sigreload hash`'s per-file output. */
 int digest_total(const DigestList *list, unsigned char out[DIGEST_LEN]);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,7 @@ struct Engine {
 	Http *http;
 	char *listen; /* the metrics_listen served, as configured at start-up */
 	bool started;
+	bool stopping, reload_pending; /* signals taken, acted on between steps */
 };
 
 static void hex(const unsigned char *d, char out[DIGEST_HEX_LEN])
@@ -273,12 +275,22 @@ static void start_delivery(Engine *e, RuleState *s, const unsigned char *digest,
 	}
 	for (size_t i = 0; i < l.n; i++) {
 		Pinned p;
-		if (l.v[i].leader && notify_pin(l.v[i].pid, l.v[i].starttime, &p) == 0 &&
-		    push(&d->pending, &d->n_pending, &p) < 0)
-			notify_unpin(&p);
+		if (!l.v[i].leader)
+			continue;
+		int pin = notify_pin(l.v[i].pid, l.v[i].starttime, &p);
+		if (pin == -ESRCH)
+			continue; /* gone since the scan: nothing left to reload */
+		if (pin < 0 || push(&d->pending, &d->n_pending, &p) < 0) {
+			/* never a target dropped in silence */
+			Pinned gone = { .pid = l.v[i].pid, .pidfd = -1 };
+			delivery_fail(e, s, &gone, REASON_OTHER,
+				      pin < 0 ? strerror(-pin) : "out of memory");
+			if (pin == 0)
+				notify_unpin(&p);
+		}
 	}
 	target_list_done(&l);
-	if (d->n_pending == 0) {
+	if (d->n_pending == 0 && d->n_failed == 0) {
 		/* Nobody to tell: a target that starts later reads the files as they are now. */
 		log_warn("no target", LF_STR("rule", r->name),
 			 LF_STR("sha256", (hex(digest, hexd), hexd)),
@@ -293,10 +305,36 @@ static void start_delivery(Engine *e, RuleState *s, const unsigned char *digest,
 
 /* ---- evaluation -------------------------------------------------------------------------- */
 
+typedef struct DigestCtx {
+	Engine *e;
+	const Rule *rule;
+} DigestCtx;
+
 static void skip_logged(const char *name, const char *why, void *userdata)
 {
-	const Rule *r = userdata;
-	log_warn("not hashed", LF_STR("rule", r->name), LF_STR("path", name), LF_STR("why", why));
+	const DigestCtx *c = userdata;
+	log_warn("not hashed", LF_STR("rule", c->rule->name), LF_STR("path", name),
+		 LF_STR("why", why));
+}
+
+static void take_signals(Engine *e);
+
+/* A long hash (a big file) looks up every few MiB: a SIGTERM is taken at once and a probe is
+ * answered, so neither waits for the last byte. Nothing else runs here: the rule state is
+ * mid-evaluation. */
+static int digest_tick(void *userdata)
+{
+	Engine *e = ((DigestCtx *)userdata)->e;
+	struct pollfd p[2] = { { .fd = e->signals->fd, .events = POLLIN },
+			       { .fd = e->http ? http_source(e->http)->fd : -1, .events = POLLIN } };
+
+	if (poll(p, 2, 0) > 0) {
+		if (p[0].revents)
+			take_signals(e);
+		if (p[1].revents && !e->stopping)
+			http_dispatch(e->http);
+	}
+	return e->stopping;
 }
 
 /* Failures that pass by themselves; a missing path is waited for by its watch instead. */
@@ -311,22 +349,22 @@ static int rule_digest(Engine *e, RuleState *s, unsigned char digest[DIGEST_LEN]
 {
 	const Rule *r = s->rule;
 	DigestList list = { 0 };
+	DigestCtx ctx = { .e = e, .rule = r };
+	DigestHooks hooks = { .skip = skip_logged, .tick = digest_tick, .userdata = &ctx };
+	size_t bad = 0;
 
-	int res = digest_paths(r->paths, r->n_paths, &list, digest, skip_logged, (void *)r);
+	int res = digest_paths(r->paths, r->n_paths, &list, digest, &hooks, &bad);
 	*files = list.n;
 	digest_list_done(&list);
-	if (res < 0) {
-		const char *missing = NULL;
-		for (size_t i = 0; i < r->n_paths && !missing; i++)
-			if (access(r->paths[i], F_OK) < 0)
-				missing = r->paths[i];
+	if (res < 0 && res != -ECANCELED) { /* cancelled: we are stopping */
 		if (!s->held || log_enabled(LEVEL_DEBUG))
-			log_warn(
-			    "held", LF_STR("rule", r->name), LF_STR("path", missing),
-			    LF_STR("err", res == -E2BIG ? "more than 10000 files" : strerror(-res)),
-			    LF_STR("next", transient(res)
-					       ? "retried in a second"
-					       : "evaluated again when the path changes"));
+			log_warn("held", LF_STR("rule", r->name), LF_STR("path", r->paths[bad]),
+				 LF_STR("err", res == -E2BIG    ? "more than 10000 files"
+					       : res == -EINVAL ? "not a regular file or a directory"
+								: strerror(-res)),
+				 LF_STR("next", transient(res)
+							? "retried in a second"
+							: "evaluated again when the path changes"));
 		s->held = true;
 		metrics_reload(e->metrics, r->name, RESULT_HELD);
 	}
@@ -673,24 +711,24 @@ static void on_timer(Engine *e)
 	}
 }
 
-/* Returns 1 for TERM and INT. */
-static int on_signal(Engine *e)
+/* TERM and INT ask to stop, HUP to reload the rule file: noted here, acted on by the dispatcher
+ * (this also runs from the middle of a digest). */
+static void take_signals(Engine *e)
 {
 	struct signalfd_siginfo si;
+	char sig[SIGNAME_MAX];
 
 	while (read(e->signals->fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			log_info("SIGHUP received: reloading the rule file",
 				 LF_INT("from_pid", si.ssi_pid));
-			reload_rules(e, "SIGHUP");
-		} else {
-			char sig[SIGNAME_MAX];
+			e->reload_pending = true;
+		} else if (!e->stopping) {
 			log_info("stopping",
 				 LF_STR("signal", signame_format((int)si.ssi_signo, sig)));
-			return 1;
+			e->stopping = true;
 		}
 	}
-	return 0;
 }
 
 int engine_dispatch(Source *src, uint32_t events, void *userdata)
@@ -701,7 +739,7 @@ int engine_dispatch(Source *src, uint32_t events, void *userdata)
 	(void)events;
 	switch (src->type) {
 	case SOURCE_SIGNAL:
-		r = on_signal(e);
+		take_signals(e);
 		break;
 	case SOURCE_INOTIFY:
 		r = watch_read(e->watch);
@@ -720,9 +758,13 @@ int engine_dispatch(Source *src, uint32_t events, void *userdata)
 		http_dispatch(e->http);
 		break;
 	}
-	if (r != 0)
-		return r;
-	return arm_timer(e);
+	if (e->reload_pending && !e->stopping) {
+		e->reload_pending = false;
+		reload_rules(e, "SIGHUP");
+	}
+	if (e->stopping)
+		return 1;
+	return r < 0 ? r : arm_timer(e);
 }
 
 /* ---- life cycle -------------------------------------------------------------------------- */
@@ -917,8 +959,8 @@ int engine_start(Engine *e)
 	unsigned char now[DIGEST_LEN];
 	if (digest_file(e->opt.config_file, now) == 0 && memcmp(now, e->config_digest, DIGEST_LEN))
 		e->config_burst = (Burst){ .start = timer_now(), .due = timer_now() };
-	for (size_t i = 0; i < e->n_states; i++)
+	for (size_t i = 0; i < e->n_states && !e->stopping; i++)
 		baseline(e, &e->states[i]);
 	e->started = true;
-	return arm_timer(e);
+	return e->stopping ? 1 : arm_timer(e);
 }

@@ -27,7 +27,8 @@ typedef struct EngineOptions {
 int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signals, Engine **out);
 void engine_free(Engine *e);
 
-/* Arms the watches, takes the start-up digests, sends signal_on_start signals. */
+/* Arms the watches, takes the start-up digests, sends signal_on_start signals. Returns 0, 1
+ * when a SIGTERM or SIGINT came meanwhile, or -errno. */
 int engine_start(Engine *e);
 
 /* The loop's dispatch: 0 to go on, 1 when asked to stop (SIGTERM, SIGINT), -errno on failure. */

@@ -338,12 +338,14 @@ static int cmd_hash(const Options *o)
 		return usage_error("hash needs at least one PATH");
 	for (int i = 0; i < o->n_args; i++) {
 		DigestList l = { 0 };
-		int r = digest_paths(&o->args[i], 1, &l, total, hash_skip, NULL);
+		int r = digest_paths(&o->args[i], 1, &l, total, &(DigestHooks){ .skip = hash_skip }, NULL);
 		if (r < 0) {
+			status = EXIT_RUNTIME;
+			if (r == -EINVAL)
+				continue; /* hash_skip said what it is */
 			fprintf(stderr, "sigreload: %s: %s\n", o->args[i],
 				r == -E2BIG ? "more files than a rule may watch (10000)"
 					    : strerror(-r));
-			status = EXIT_RUNTIME;
 			continue;
 		}
 		for (size_t j = 0; j < l.n; j++) {
@@ -424,7 +426,7 @@ static int cmd_run(const Options *o)
 		return EXIT_RUNTIME;
 	}
 	r = engine_start(engine);
-	if (r >= 0) {
+	if (r == 0) {
 		lock_down(o);
 		r = loop_run(loop, engine_dispatch, engine);
 	}

@@ -16,6 +16,105 @@ struct Matcher {
 	regex_t re;
 };
 
+/* The regex compiler expands bounded repetitions: "(a{1,255}){1,255}" is 65,025 copies of a,
+ * and repeated repetitions ("a+*+*+*+*+*") send glibc's regcomp into minutes. What is refused
+ * before regcomp: a repetition of a repetition, a back-reference (exponential to match), and
+ * more than REGEX_MAX_COPIES atoms once every {m,n} is expanded. */
+#define REGEX_MAX_COPIES 4096
+#define REGEX_MAX_DEPTH 32
+
+static int regex_cost(const char *re, char *err, size_t errsize)
+{
+	/* per open group: its cost so far, and the cost of its last atom (for a repetition) */
+	unsigned long total[REGEX_MAX_DEPTH + 1] = { 0 }, last[REGEX_MAX_DEPTH + 1] = { 0 };
+	size_t depth = 0;
+	bool repeated = false; /* the last thing seen was a repetition */
+
+	for (const char *p = re; *p; p++) {
+		unsigned long atom = 1, factor = 0;
+		switch (*p) {
+		case '\\':
+			if (p[1] >= '1' && p[1] <= '9') {
+				snprintf(err, errsize, "back-references such as \\%c are not supported",
+					 p[1]);
+				return -EINVAL;
+			}
+			if (p[1])
+				p++;
+			break;
+		case '[': /* a bracket expression is one atom: skip to its ']' */
+			p += p[1] == '^' ? 2 : 1;
+			if (*p == ']')
+				p++;
+			while (*p && *p != ']')
+				p += (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=') &&
+				      strchr(p + 2, ']'))
+					     ? (size_t)(strchr(p + 2, ']') - p) + 1
+					     : 1;
+			if (!*p)
+				return 0; /* unbalanced: regcomp says so */
+			break;
+		case '(':
+			if (depth == REGEX_MAX_DEPTH) {
+				snprintf(err, errsize, "more than %d nested groups", REGEX_MAX_DEPTH);
+				return -EINVAL;
+			}
+			depth++;
+			total[depth] = last[depth] = 0;
+			repeated = false;
+			continue;
+		case ')':
+			if (depth == 0)
+				break;
+			atom = total[depth] ? total[depth] : 1;
+			depth--;
+			break;
+		case '|':
+			repeated = false;
+			continue;
+		case '*':
+		case '+':
+		case '?':
+			factor = *p == '+' ? 2 : 1;
+			break;
+		case '{': {
+			char *end;
+			unsigned long lo = strtoul(p + 1, &end, 10), hi = lo;
+			if (*end == ',')
+				hi = end[1] == '}' ? lo + 1 : strtoul(end + 1, &end, 10);
+			else
+				end--;
+			factor = (lo > hi ? lo : hi) + 1;
+			p = strchr(p, '}') ? strchr(p, '}') : p;
+			break;
+		}
+		default:
+			break;
+		}
+		if (factor) {
+			if (repeated) {
+				snprintf(err, errsize, "a repetition of a repetition (such as +* or }{): "
+						       "write it once");
+				return -EINVAL;
+			}
+			repeated = true;
+			total[depth] += last[depth] * (factor - 1);
+			last[depth] *= factor;
+		} else {
+			repeated = false;
+			total[depth] += atom;
+			last[depth] = atom;
+		}
+		if (total[depth] > REGEX_MAX_COPIES) {
+			snprintf(err, errsize, "its repetitions expand to more than %d copies: bound "
+					       "them lower",
+				 REGEX_MAX_COPIES);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int match_new(const char *comm, const char *cmdline, const char *exe, const uid_t *uid,
 	      Matcher **out, char *err, size_t errsize)
 {
@@ -33,6 +132,10 @@ int match_new(const char *comm, const char *cmdline, const char *exe, const uid_
 		m->uid = *uid;
 	}
 	if (cmdline) {
+		if (regex_cost(cmdline, err, errsize) < 0) {
+			match_free(m);
+			return -EINVAL;
+		}
 		int r = regcomp(&m->re, cmdline, REG_EXTENDED | REG_NOSUB);
 		if (r != 0) {
 			regerror(r, &m->re, err, errsize);

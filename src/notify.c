@@ -33,7 +33,9 @@ int notify_pin(pid_t pid, unsigned long long starttime, Pinned *out)
 {
 	int fd = sys_pidfd_open(pid, 0);
 
-	if (fd < 0 && errno != ENOSYS)
+	/* Without pidfds (ENOSYS), or without a free fd for one, fall back on kill(2) after a
+	 * fresh identity check at each use: a narrower window, never a target dropped. */
+	if (fd < 0 && errno != ENOSYS && errno != EMFILE && errno != ENFILE && errno != ENOMEM)
 		return errno == ESRCH ? -ESRCH : -errno;
 	/* Pinned first, checked second: if the pid was reused before pidfd_open, the start
 	 * time read now is the newcomer's and does not match. */

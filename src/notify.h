@@ -7,7 +7,8 @@
 #include <sys/types.h>
 
 /* A process pinned by a pidfd once its identity (pid and start time from the scan) checked out;
- * pidfd is -1 where the kernel has no pidfds, and identity is re-checked before each use. */
+ * pidfd is -1 where the kernel has no pidfds or no fd was left for one, and then identity is
+ * re-checked before each use. */
 typedef struct Pinned {
 	pid_t pid;
 	unsigned long long starttime;

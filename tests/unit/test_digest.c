@@ -273,7 +273,7 @@ static void walk(const char *root, DigestList *l, Skipped *skipped)
 	*l = (DigestList){ 0 };
 	if (skipped)
 		*skipped = (Skipped){ 0 };
-	int r = digest_tree(root, l, skipped ? on_skip : NULL, skipped);
+	int r = digest_tree(root, l, &(DigestHooks){ .skip = skipped ? on_skip : NULL, .userdata = skipped });
 	if (r != 0)
 		fail_msg("digest_tree(%s) = %d", root, r);
 	digest_list_sort(l);
@@ -376,7 +376,7 @@ static void test_tree_fifo_never_opened(void **state)
 	digest_list_done(&l);
 
 	/* the FIFO as the rule's path itself */
-	assert_int_equal(digest_tree(fifo, &l, on_skip, &s), 0);
+	assert_int_equal(digest_tree(fifo, &l, &(DigestHooks){ .skip = on_skip, .userdata = &s }), -EINVAL);
 	assert_int_equal(l.n, 0);
 	alarm(0);
 	assert_int_equal(read(in, buf, sizeof(buf)), -1);
@@ -399,12 +399,12 @@ static void test_tree_errors(void **state)
 
 	link_to(root, "dangling", "nowhere");
 	put(root, "file", "content");
-	assert_int_equal(digest_tree(missing, &l, NULL, NULL), -ENOENT);
-	assert_int_equal(digest_tree(dangling, &l, NULL, NULL), -ENOENT);
+	assert_int_equal(digest_tree(missing, &l, NULL), -ENOENT);
+	assert_int_equal(digest_tree(dangling, &l, NULL), -ENOENT);
 	assert_int_equal(l.n, 0);
 
 	/* a file as the path: one entry, named as given */
-	assert_int_equal(digest_tree(file, &l, NULL, NULL), 0);
+	assert_int_equal(digest_tree(file, &l, NULL), 0);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.v[0].name, file);
 	digest_list_done(&l);
@@ -424,7 +424,7 @@ static void test_tree_limits(void **state)
 		rel[strlen(rel) - 2] = '\0';
 		dir(root, strcat(rel, "/d"));
 	}
-	assert_int_equal(digest_tree(root, &l, on_skip, &s), 0);
+	assert_int_equal(digest_tree(root, &l, &(DigestHooks){ .skip = on_skip, .userdata = &s }), 0);
 	assert_int_equal(l.n, DIGEST_MAX_DEPTH - 1);
 	assert_int_equal(s.n, 1);
 	assert_string_equal(s.whys[0], "more than 32 directories deep, skipping");
@@ -436,11 +436,11 @@ static void test_tree_limits(void **state)
 		snprintf(rel, sizeof(rel), "many/%d", i);
 		put(root, rel, "");
 	}
-	assert_int_equal(digest_tree(root, &l, NULL, NULL), 0);
+	assert_int_equal(digest_tree(root, &l, NULL), 0);
 	assert_int_equal(l.n, DIGEST_MAX_FILES);
 	digest_list_done(&l);
 	put(root, "one-too-many", "");
-	assert_int_equal(digest_tree(root, &l, NULL, NULL), -E2BIG);
+	assert_int_equal(digest_tree(root, &l, NULL), -E2BIG);
 	digest_list_done(&l);
 }
 
