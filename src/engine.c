@@ -682,13 +682,12 @@ static int arm_timer(Engine *e)
 	return timer_arm(e->timer, due ? due : TIMER_NEVER);
 }
 
-static void on_timer(Engine *e)
+/* Everything due by now: resync, the rule file, deliveries, evaluations. Runs after every
+ * source, so that with debounce 0 an event is acted on in the same turn of the loop. */
+static void run_due(Engine *e)
 {
 	uint64_t now = timer_now();
 
-	timer_ack(e->timer);
-	if (e->http)
-		http_dispatch(e->http); /* its connections' timeouts */
 	if (e->resync_due && e->resync_due <= now) {
 		e->resync_due = now + e->rules->settings.resync_ms * NSEC_PER_MSEC;
 		log_debug("resync");
@@ -709,6 +708,13 @@ static void on_timer(Engine *e)
 		if (s->burst.due && s->burst.due <= now)
 			evaluate(e, s);
 	}
+}
+
+static void on_timer(Engine *e)
+{
+	timer_ack(e->timer);
+	if (e->http)
+		http_dispatch(e->http); /* its connections' timeouts */
 }
 
 /* TERM and INT ask to stop, HUP to reload the rule file: noted here, acted on by the dispatcher
@@ -734,7 +740,8 @@ static void take_signals(Engine *e)
 int engine_dispatch(Source *src, uint32_t events, void *userdata)
 {
 	Engine *e = userdata;
-	int r = 0;
+	bool rearm = false;
+	int r;
 
 	(void)events;
 	switch (src->type) {
@@ -742,10 +749,8 @@ int engine_dispatch(Source *src, uint32_t events, void *userdata)
 		take_signals(e);
 		break;
 	case SOURCE_INOTIFY:
-		r = watch_read(e->watch);
-		if (r < 0)
+		if ((r = watch_read(e->watch, &rearm)) < 0)
 			log_error("inotify read failed", LF_ERRNO(-r));
-		r = 0;
 		break;
 	case SOURCE_MOUNTS:
 		log_info("mount table changed: re-arming watches");
@@ -762,9 +767,14 @@ int engine_dispatch(Source *src, uint32_t events, void *userdata)
 		e->reload_pending = false;
 		reload_rules(e, "SIGHUP");
 	}
+	if (!e->stopping)
+		run_due(e);
+	/* after the signals: the watches can follow the new structure a moment later */
+	if (rearm && !e->stopping && (r = watch_arm(e->watch)) < 0)
+		log_error("cannot re-arm the watches", LF_ERRNO(-r));
 	if (e->stopping)
 		return 1;
-	return r < 0 ? r : arm_timer(e);
+	return arm_timer(e);
 }
 
 /* ---- life cycle -------------------------------------------------------------------------- */

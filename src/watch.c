@@ -519,7 +519,7 @@ static void dispatch_event(int wd, uint32_t mask, const char *name, void *userda
 	}
 }
 
-int watch_read(Watch *w)
+int watch_read(Watch *w, bool *rearm)
 {
 	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
 	ReadState rs = { .w = w };
@@ -544,10 +544,7 @@ int watch_read(Watch *w)
 		report_all(w, IN_Q_OVERFLOW);
 		return r < 0 ? r : 0;
 	}
-	if (rs.rearm) {
-		int r = watch_arm(w);
-		return r < 0 ? r : 0;
-	}
+	*rearm = rs.rearm;
 	return 0;
 }
 
