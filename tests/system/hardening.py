@@ -53,11 +53,6 @@ def expect_reload(r, target, rule_name, content, timeout=TIMEOUT):
     return sig
 
 
-def signals_after(target, n):
-    """The target's signals after the first n."""
-    return target.signals()[n:]
-
-
 # ---- sigreload's HTTP endpoint -------------------------------------------------------------
 
 def address(r):
@@ -89,15 +84,6 @@ def healthz_latency(r, timeout=TIMEOUT):
     status, _ = get(address(r), "/healthz", timeout=timeout)
     assert status == 200
     return time.monotonic() - start
-
-
-def metric(r, name):
-    _, body = get(address(r), "/metrics")
-    for line in body.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            key, value = line.rsplit(" ", 1)
-            if key == name or line.startswith(name + "{"):
-                yield key, float(value)
 
 
 # ---- /proc figures ---------------------------------------------------------------------------
@@ -167,14 +153,6 @@ class Helper:
     def expect_signal(self, timeout=TIMEOUT):
         m = self.proc.out.expect(self.SIGNAL.pattern, timeout)
         return int(m.group(1)), m.group(2), m.group(3), m.group(4)
-
-
-def nspid_of(host_pid):
-    """The pid as the innermost PID namespace of host_pid numbers it."""
-    for line in open(f"/proc/{host_pid}/status"):
-        if line.startswith("NSpid:"):
-            return int(line.split()[-1])
-    raise AssertionError("no NSpid")
 
 
 def host_pid_of(pod, nspid):

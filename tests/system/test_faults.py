@@ -160,13 +160,14 @@ def test_special_file_in_a_watched_directory_is_skipped(pod, workdir, kind):
 
 
 @pytest.mark.xfail(strict=True, reason="bug: a rule whose file is replaced by a FIFO, socket or "
-                   "device, or becomes unreadable, fires a reload with the digest of no file "
-                   "(digest.c skips it, engine.c compares) instead of being held")
-@pytest.mark.parametrize("kind", ["fifo", "socket", "zero-device", "unreadable"])
+                   "device, or cannot be opened (EACCES, EMFILE), fires a reload with the digest "
+                   "of no file (digest.c skips it, engine.c compares) instead of being held")
+@pytest.mark.parametrize("kind", ["fifo", "socket", "zero-device", "unreadable", "no-fd"])
 def test_watched_file_that_cannot_be_read_holds_the_rule(pod, workdir, kind):
     """Nothing was read, so nothing changed: telling the app to reload a config that is now a
-    FIFO (nginx would block on it) or that sigreload cannot see is a spurious reload. A missing
-    path, a dangling symlink and a symlink loop hold the rule; these must too."""
+    FIFO (nginx would block on it), that sigreload may not read, or that it could not open for
+    want of an fd, is a spurious reload (and the next successful read, another). A missing path,
+    a dangling symlink and a symlink loop hold the rule; these must too."""
     os.chmod(workdir, 0o755)
     conf = etc_file(workdir)
     os.chmod(conf.parent, 0o755)
@@ -180,6 +181,10 @@ def test_watched_file_that_cannot_be_read_holds_the_rule(pod, workdir, kind):
     keep = None
     if kind == "unreadable":
         os.chmod(conf, 0o600)  # root's: uid 65532 can no longer read it
+    elif kind == "no-fd":  # the soft limit at what it holds: the next open(2) fails (EMFILE)
+        held = fd_count(r.proc.pid)
+        subprocess.run(["prlimit", "--pid", str(r.proc.pid), f"--nofile={held}:"], check=True)
+        os.utime(conf)
     else:
         keep = make_fault(conf, kind)
     try:
@@ -190,6 +195,8 @@ def test_watched_file_that_cannot_be_read_holds_the_rule(pod, workdir, kind):
     finally:
         if keep:
             keep.close()
+        if kind == "no-fd":  # back to normal, for the teardown
+            subprocess.run(["prlimit", "--pid", str(r.proc.pid), "--nofile=1024:"], check=True)
 
 
 def test_directory_in_place_of_the_watched_file_is_hashed_as_a_tree(pod, workdir):
