@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, Reloader, Target, parse_log, sigreload
+from conftest import BIN, TIMEOUT, Reloader, Target, parse_log, sigreload
 from hardening import (SANITIZED, Helper, address, cpu_seconds, escaped, expect_reload, fd_count,
                        get, healthz_latency, helper_path, kib, rule, rules, settle, sysctl,
                        wait_until)
@@ -493,6 +493,41 @@ def test_inotify_overflow_during_a_real_change_still_reloads_it(pod, workdir):
     r.log.expect("inotify queue overflow")
     expect_reload(r, t, "app", "v2\n")
     assert len(quiet(t)) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="bug: watch_read drains inotify until EAGAIN, so events "
+                   "that come as fast as they are handled keep the loop from ever reaching "
+                   "SIGTERM, timers or /healthz")
+def test_events_as_fast_as_they_are_handled_do_not_starve_the_loop(pod, workdir):
+    """A directory that gets an event for every event sigreload handles: its own debug log,
+    written into a directory it watches (an emptyDir of logs watched by mistake). Every read
+    of the queue finds a new event, so a loop that reads until the queue is empty never gets
+    back to epoll: SPEC §7's one second for SIGTERM must hold anyway."""
+    logs = workdir / "logs"
+    logs.mkdir()
+    (logs / "a.conf").write_text("a\n")
+    config = workdir / "sigreload.yaml"
+    config.write_text(rules(rule("app", [logs], "mydaemon")))
+    log = logs / "sigreload.log"
+    p = pod.spawn(["sh", "-c", f'exec "$0" run -c {config} --log-level debug '
+                   f'--metrics-listen 127.0.0.1:0 2>>{log}', BIN])
+    try:
+        wait_until(lambda: log.exists() and "watches armed" in log.read_text(errors="replace")[:100000],
+                   what="sigreload armed")
+        time.sleep(0.5)
+        start = time.monotonic()
+        p.send(signal.SIGTERM)
+        try:
+            code = p.p.wait(3)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 0 and time.monotonic() - start < RESPONSIVE, \
+            f"exit {code} {time.monotonic() - start:.1f}s after SIGTERM"
+    finally:
+        if p.p.poll() is None:
+            p.p.kill()
+            p.p.wait()
+        log.unlink(missing_ok=True)
 
 
 # ---- misbehaving targets -----------------------------------------------------------------------
