@@ -1,0 +1,242 @@
+/* fuzz_inotify: the inotify event-buffer handling of src/watch.c.
+ *
+ * src/watch.c has no pure function for it yet: watch_read() read()s the inotify fd into a 16 KiB
+ * buffer, walks the records (length checks) and hands each to dispatch_event() (wd lookup, name
+ * matching, the re-arm decision). The function to factor out is
+ *
+ *     int watch_parse_events(const void *buf, size_t len,
+ *                            void (*fn)(const struct inotify_event *ev, void *userdata),
+ *                            void *userdata);
+ *
+ * returning 0, or -EIO on a record whose header or name does not fit in len, whose len is not a
+ * multiple of sizeof(struct inotify_event) (the kernel rounds it up: anything else misaligns the
+ * next record) or whose name is not NUL-terminated within ev->len; watch_read() would call it on
+ * each read, and this target would call it directly on raw bytes.
+ *
+ * Meanwhile this drives the real watch_read(): one Watch is armed with real inotify watches on a
+ * small tree (a ConfigMap-like volume, a plain tree with a symlink loop, a file, a missing path),
+ * so its table holds the real wds; then, per input, a pipe holding the input is dup2()ed onto the
+ * inotify fd's number, watch_read() reads it as if the kernel had written it (dispatch, re-arm,
+ * which fails on a pipe: the error path, overflow), and the real inotify fd is put back and the
+ * table re-armed (the kernel kept the watches: same wds).
+ *
+ * The bytes are records of the kernel's shape (len a multiple of 16, the name NUL-padded: the
+ * only shape read(2) on inotify returns) built from the input: wd, mask, cookie, name; the first
+ * byte can ask for a truncated record at the end. Raw bytes (-DFUZZ_INOTIFY_RAW) break the kernel
+ * contract at once (misaligned records, unterminated names: watch.c trusts the kernel there):
+ * that is the mode for watch_parse_events once it validates records. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sanitizer/common_interface_defs.h>
+#include <stdbool.h>
+#include <ftw.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fuzz.h"
+#include "log.h"
+#include "watch.h"
+
+#define N_PATHS 5
+
+static char root[64];
+static char paths[N_PATHS][256];
+static size_t changed, errors, overflows;
+
+static void on_changed(unsigned owner, const char *path, const char *dir, const char *name,
+		       uint32_t mask, void *userdata)
+{
+	(void)dir;
+	(void)mask;
+	(void)userdata;
+	FUZZ_CHECK(owner < N_PATHS && strcmp(path, paths[owner]) == 0, "changed(%u, %s)", owner, path);
+	if (name)
+		FUZZ_CHECK(strlen(name) < 4096, "a name longer than any record");
+	changed++;
+}
+
+static void on_error(unsigned owner, const char *path, const char *dir, int err, void *userdata)
+{
+	(void)dir;
+	(void)userdata;
+	FUZZ_CHECK(owner < N_PATHS && strcmp(path, paths[owner]) == 0 && err < 0, "error(%u, %s, %d)",
+		   owner, path, err);
+	errors++;
+}
+
+static void on_overflow(void *userdata)
+{
+	(void)userdata;
+	overflows++;
+}
+
+static void put(const char *rel, const char *content)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	if (content) {
+		FILE *f = fopen(p, "w");
+		FUZZ_CHECK(f, "cannot create %s", p);
+		fputs(content, f);
+		fclose(f);
+	} else {
+		FUZZ_CHECK(mkdir(p, 0755) == 0, "cannot mkdir %s", p);
+	}
+}
+
+static void link_at(const char *target, const char *rel)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	FUZZ_CHECK(symlink(target, p) == 0, "cannot symlink %s", p);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void cleanup(void)
+{
+	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	log_setup(LOG_LOGFMT, LEVEL_ERROR);
+	strcpy(root, "/tmp/fuzz-inotify-XXXXXX");
+	FUZZ_CHECK(mkdtemp(root), "mkdtemp");
+	atexit(cleanup);
+	__sanitizer_set_death_callback(cleanup); /* a crash leaves no temp dir behind either */
+	put("vol", NULL);
+	put("vol/..2026_01_01_00_00_00.1", NULL);
+	put("vol/..2026_01_01_00_00_00.1/app.conf", "v1\n");
+	link_at("..2026_01_01_00_00_00.1", "vol/..data");
+	link_at("..data/app.conf", "vol/app.conf");
+	put("plain", NULL);
+	put("plain/a.conf", "a\n");
+	put("plain/sub", NULL);
+	put("plain/sub/b.conf", "b\n");
+	link_at("../plain", "plain/sub/loop");
+	put("file.conf", "f\n");
+	snprintf(paths[0], sizeof(paths[0]), "%s/vol", root);
+	snprintf(paths[1], sizeof(paths[1]), "%s/plain", root);
+	snprintf(paths[2], sizeof(paths[2]), "%s/file.conf", root);
+	snprintf(paths[3], sizeof(paths[3]), "%s/missing/deeper/x.conf", root);
+	snprintf(paths[4], sizeof(paths[4]), "%s/vol/app.conf", root);
+	return 0;
+}
+
+static Watch *w;
+static int real_fd = -1; /* a dup of the Watch's inotify fd, put back after each input */
+
+static void arm(void)
+{
+	WatchOps ops = { .changed = on_changed, .error = on_error, .overflow = on_overflow };
+	WatchPath wp[N_PATHS];
+
+	for (unsigned i = 0; i < N_PATHS; i++)
+		wp[i] = (WatchPath){ .path = paths[i], .owner = i };
+	FUZZ_CHECK(watch_new(&ops, &w) == 0, "watch_new");
+	int armed = watch_set(w, wp, N_PATHS);
+	FUZZ_CHECK(armed > 0, "watch_set: %d", armed);
+	real_fd = fcntl(watch_inotify_source(w)->fd, F_DUPFD_CLOEXEC, 100);
+	FUZZ_CHECK(real_fd >= 0, "dup");
+}
+
+#define BUF_MAX 16384
+
+#ifndef FUZZ_INOTIFY_RAW
+static uint8_t take(const uint8_t **p, size_t *n)
+{
+	if (*n == 0)
+		return 0;
+	(*n)--;
+	return *(*p)++;
+}
+
+/* Records as the kernel writes them, from the input; returns the length. */
+static size_t build(const uint8_t *in, size_t n, uint8_t *out)
+{
+	static const uint32_t masks[] = { IN_CREATE, IN_DELETE, IN_MOVED_FROM, IN_MOVED_TO,
+					  IN_CLOSE_WRITE, IN_MODIFY, IN_ATTRIB, IN_DELETE_SELF,
+					  IN_MOVE_SELF, IN_IGNORED, IN_UNMOUNT, IN_Q_OVERFLOW,
+					  IN_ISDIR };
+	bool truncate = n > 0 && (in[0] & 1);
+	size_t len = 0;
+
+	if (n > 0)
+		in++, n--;
+	while (n > 0) {
+		struct inotify_event ev = { 0 };
+		ev.wd = (int)(take(&in, &n) % 12) - 1; /* -1..10: the armed ones and others */
+		uint8_t m = take(&in, &n);
+		for (unsigned b = 0; b < 8; b++) /* a few bits from the list, or any bits */
+			if (m & (1u << b))
+				ev.mask |= masks[(b * 5 + take(&in, &n)) % (sizeof(masks) / sizeof(*masks))];
+		if (m == 0xff)
+			ev.mask = (uint32_t)take(&in, &n) << 24 | (uint32_t)take(&in, &n) << 16 |
+				  (uint32_t)take(&in, &n) << 8 | take(&in, &n);
+		ev.cookie = take(&in, &n);
+		size_t name = take(&in, &n) % 48;
+		if (name > n)
+			name = n;
+		ev.len = name ? (uint32_t)((name + 1 + 15) / 16 * 16) : 0;
+		if (len + sizeof(ev) + ev.len > BUF_MAX)
+			break;
+		memcpy(out + len, &ev, sizeof(ev));
+		memset(out + len + sizeof(ev), 0, ev.len);
+		memcpy(out + len + sizeof(ev), in, name);
+		in += name, n -= name;
+		len += sizeof(ev) + ev.len;
+	}
+	if (truncate && len >= sizeof(struct inotify_event))
+		len -= 1 + len % 7;
+	return len;
+}
+#endif
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t buf[BUF_MAX];
+	int pipefd[2];
+
+	if (!w)
+		arm();
+#ifdef FUZZ_INOTIFY_RAW
+	if (size > BUF_MAX)
+		return 0;
+	size_t len = size;
+	memcpy(buf, data, size);
+#else
+	size_t len = build(data, size, buf);
+#endif
+	FUZZ_CHECK(pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) == 0, "pipe2");
+	FUZZ_CHECK(fcntl(pipefd[1], F_SETPIPE_SZ, 65536) >= 0, "F_SETPIPE_SZ");
+	FUZZ_CHECK(len == 0 || write(pipefd[1], buf, len) == (ssize_t)len, "write");
+	/* the write end stays open: an empty pipe then reads EAGAIN, as an empty inotify queue
+	 * does (at EOF read() returns 0, which inotify never does, and watch_read() would spin) */
+	int fd = watch_inotify_source(w)->fd;
+	FUZZ_CHECK(dup2(pipefd[0], fd) == fd, "dup2");
+	close(pipefd[0]);
+
+	changed = errors = overflows = 0;
+	int r = watch_read(w);
+	FUZZ_CHECK(r == 0 || r == -EIO, "watch_read returned %d", r);
+	FUZZ_CHECK(overflows <= 1, "%zu overflow reports for one read", overflows);
+	if (overflows)
+		FUZZ_CHECK(changed >= N_PATHS, "an overflow reported %zu of %d paths", changed, N_PATHS);
+
+	close(pipefd[1]);
+	/* the real inotify fd back, and the table as the next input expects it */
+	FUZZ_CHECK(dup2(real_fd, fd) == fd, "dup2 back");
+	FUZZ_CHECK(watch_arm(w) > 0, "re-arm");
+	return 0;
+}

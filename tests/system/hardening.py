@@ -1,0 +1,178 @@
+"""What the hardening tests (test_faults, test_pid_reuse, test_soak, test_valgrind) share:
+rule-file builders, sigreload's HTTP endpoint, /proc figures, sysctls restored whatever happens,
+and the C helpers they start (tests/helpers/)."""
+
+import os
+import re
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from conftest import TIMEOUT, Target, helper
+
+FAST = "debounce: 50ms\nmax_wait: 2s\nverify_after: 100ms\nhandler_wait: 5s\n"
+SANITIZED = os.environ.get("SIGRELOAD_SANITIZED") == "1"  # make asan: slower, more memory
+
+
+def rules(*rules, settings=FAST):
+    return settings + "rules:\n" + "".join(rules)
+
+
+def rule(name, paths, comm, extra=""):
+    lines = [f"  - name: {name}", "    paths:"]
+    lines += [f"      - {p}" for p in paths]
+    lines += ["    match:", f"      comm: {comm}"]
+    lines += [f"    {line}" for line in extra.splitlines() if line]
+    return "\n".join(lines) + "\n"
+
+
+def escaped(content):
+    """What the target helper prints for a file's content."""
+    out = []
+    for c in content.encode():
+        if c == 0x0A:
+            out.append("\\n")
+        elif c < 0x21 or c >= 0x7F or c == 0x5C:
+            out.append("\\x%02x" % c)
+        else:
+            out.append(chr(c))
+    return "".join(out)
+
+
+def settle(r, name):
+    """Waits for the rule's baseline: from here on, changes are measured against it."""
+    r.log.expect("watching", rule=name)
+
+
+def expect_reload(r, target, rule_name, content, timeout=TIMEOUT):
+    """The target's next signal carries content, and sigreload says the reload succeeded."""
+    pid, role, sig, seen = target.expect_signal(timeout)
+    assert (pid, role, seen) == (target.pid, "master", escaped(content))
+    r.log.expect("reloaded", rule=rule_name, timeout=timeout)
+    return sig
+
+
+# ---- sigreload's HTTP endpoint -------------------------------------------------------------
+
+def address(r):
+    """The address sigreload serves on, read without consuming log lines."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        for ev in r.log.events():
+            if ev.get("msg") == "serving /metrics, /healthz, /readyz":
+                return ev["address"]
+        time.sleep(0.05)
+    raise AssertionError("sigreload does not say where it serves /metrics")
+
+
+def get(addr, path, timeout=TIMEOUT):
+    """(status, body) of GET path."""
+    host, port = addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+def healthz_latency(r, timeout=TIMEOUT):
+    """Seconds GET /healthz takes: the event loop's responsiveness as a client sees it."""
+    start = time.monotonic()
+    status, _ = get(address(r), "/healthz", timeout=timeout)
+    assert status == 200
+    return time.monotonic() - start
+
+
+# ---- /proc figures ---------------------------------------------------------------------------
+
+def proc_status(pid):
+    """/proc/PID/status as {key: value}."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            out[key] = value.strip()
+    return out
+
+
+def kib(pid, key):
+    return int(proc_status(pid)[key].split()[0])
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until(pred, timeout=TIMEOUT, what="the condition", interval=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        time.sleep(interval)
+
+
+@contextmanager
+def sysctl(name, value):
+    """Sets /proc/sys/NAME (dots or slashes) for the block, and restores it whatever happens."""
+    path = Path("/proc/sys") / name.replace(".", "/")
+    saved = path.read_text()
+    try:
+        path.write_text(f"{value}\n")
+        yield saved.strip()
+    finally:
+        path.write_text(saved)
+
+
+# ---- helpers under tests/helpers/ -----------------------------------------------------------
+
+class Helper:
+    """A helper process in the pod that prints 'ready <pid>' and target-style signal lines."""
+
+    SIGNAL = Target.SIGNAL
+
+    def __init__(self, pod, argv):
+        self.proc = pod.spawn(argv)
+        self.pid = int(self.proc.out.expect(r"^ready (\d+)$").group(1))
+
+    def signals(self):
+        return [(int(m.group(1)), m.group(2), m.group(3), m.group(4))
+                for m in self.proc.out.matching(self.SIGNAL.pattern)]
+
+    def expect_signal(self, timeout=TIMEOUT):
+        m = self.proc.out.expect(self.SIGNAL.pattern, timeout)
+        return int(m.group(1)), m.group(2), m.group(3), m.group(4)
+
+
+def host_pid_of(pod, nspid):
+    """The host pid of the process the pod numbers nspid."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                text = f.read()
+        except OSError:
+            continue
+        m = re.search(r"^NSpid:\s+(.*)$", text, re.M)
+        if m and len(m.group(1).split()) >= 2 and int(m.group(1).split()[-1]) == nspid:
+            # in the pod's namespace: its PID 1 is pod.init_pid
+            ns = os.readlink(f"/proc/{entry}/ns/pid")
+            if ns == os.readlink(f"/proc/{pod.init_pid}/ns/pid"):
+                return int(entry)
+    raise AssertionError(f"no process {nspid} in the pod")
+
+
+def helper_path(name):
+    return helper(name)

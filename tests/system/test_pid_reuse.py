@@ -1,0 +1,139 @@
+"""PID reuse: a process that takes the pid of a target sigreload has already chosen is never
+signaled, and the original is reported as gone.
+
+Inside the test pod (its own PID namespace), the pidreuse helper puts a newcomer on the exact pid
+a target just had (clone3 with set_tid), between sigreload's scan and its delivery: while
+sigreload waits for the target's signal handler (a target without one is pinned and looked at
+again every 100 ms), or while it waits to verify that a signaled target survived. The newcomer
+is the most convincing impostor there is: the same pid, the same comm, a SIGHUP handler (so it
+passes the handler check), started from the same binary.
+
+Each scenario runs twice: with pidfds (pidfd_open + pidfd_send_signal), and on a kernel without
+them (the nopidfd helper's seccomp filter answers ENOSYS), where sigreload must fall back to
+kill(2) after re-checking the process's start time.
+"""
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import Reloader, Target
+from hardening import Helper, escaped, helper_path, host_pid_of, proc_status, rule, rules, settle
+
+def prefix(mode):
+    return [helper_path("nopidfd")] if mode == "kill-fallback" else []
+
+
+def newcomer_on(pod, pid, conf):
+    """A target-helper process on pid (in the pod), with comm mydaemon and a SIGHUP handler."""
+    n = Helper(pod, [helper_path("pidreuse"), str(pid), helper_path("target"), "--comm",
+                     "mydaemon", "--config", conf])
+    assert n.pid == pid, f"the newcomer got pid {n.pid}, not {pid}"
+    n.proc.err.expect(rf"^reused {pid}$")
+    return n
+
+
+def assert_impostor(pod, pid):
+    """The newcomer on pid catches SIGHUP (bit 0 of SigCgt) and has the target's comm."""
+    st = proc_status(host_pid_of(pod, pid))
+    assert st["Name"] == "mydaemon"
+    assert int(st["SigCgt"], 16) & 1, "the newcomer has no SIGHUP handler: not a real impostor"
+
+
+def assert_never_signaled(r, newcomer, pid, since):
+    """Neither the newcomer's own report nor sigreload's log (from event number since, when the
+    newcomer appeared) shows a signal to it."""
+    newcomer.proc.out.drain(0.5)
+    assert newcomer.signals() == [], "the newcomer on the reused pid was signaled"
+    assert not [e for e in r.log.events()[since:] if e["msg"] == "signaled" and e["pid"] == str(pid)]
+    assert newcomer.proc.p.poll() is None
+
+
+@pytest.mark.parametrize("mode", ["pidfd", "kill-fallback"])
+@pytest.mark.parametrize("timing", ["stopped", "racing"])
+def test_pid_reused_during_the_handler_wait_is_never_signaled(pod, workdir, mode, timing):
+    """stopped: sigreload is SIGSTOPped while the target dies and the newcomer takes its pid, so
+    that its next look is certain to find the newcomer. racing: it keeps polling (every 100 ms)
+    while that happens, as in real life."""
+    conf = workdir / "app.conf"
+    conf.write_text("v1\n")
+    t = Target(pod, "--comm", "mydaemon", "--config", conf, "--handler-after", "60000")
+    pid = t.pid
+    r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon"),
+                                     settings="debounce: 50ms\nhandler_wait: 20s\n"),
+                 prefix=prefix(mode))
+    settle(r, "app")
+    conf.write_text("v2\n")
+    r.log.expect("waiting for a signal handler", rule="app", targets=1)  # pinned, waiting
+
+    if timing == "stopped":
+        r.proc.send(signal.SIGSTOP)
+    try:
+        t.proc.stop(signal.SIGKILL)  # dead and reaped: its pid is free
+        since = len(r.log.events())
+        n = newcomer_on(pod, pid, conf)
+        assert_impostor(pod, pid)
+    finally:
+        if timing == "stopped":
+            r.proc.send(signal.SIGCONT)
+
+    ev = r.log.expect("signal failed", rule="app", pid=pid)
+    assert ev["reason"] == "esrch" and ev["err"] == "the process exited before the signal"
+    r.log.expect("reload failed", rule="app", reason="esrch")
+    assert_never_signaled(r, n, pid, since)
+
+    # The newcomer is a legitimate process of its own: the next change is for it.
+    conf.write_text("v3\n")
+    assert n.expect_signal() == (pid, "master", "SIGHUP", escaped("v3\n"))
+    r.log.expect("reloaded", rule="app")
+
+
+@pytest.mark.parametrize("mode", ["pidfd", "kill-fallback"])
+def test_pid_reused_before_the_verify_is_reported_as_exited(pod, workdir, mode):
+    """The target dies on the signal; a newcomer takes its pid before verify_after: the check
+    must see that the process it signaled is gone, not that something lives on that pid."""
+    conf = workdir / "app.conf"
+    conf.write_text("v1\n")
+    t = Target(pod, "--comm", "mydaemon", "--config", conf, "--exit-on-signal")
+    pid = t.pid
+    r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon"),
+                                     settings="debounce: 50ms\nverify_after: 3s\n"),
+                 prefix=prefix(mode))
+    settle(r, "app")
+    conf.write_text("v2\n")
+    r.log.expect("signaled", rule="app", pid=pid)
+    assert t.expect_signal()[3] == escaped("v2\n")
+    assert t.proc.wait() == 0  # exited and reaped
+    start = time.monotonic()
+    since = len(r.log.events())
+    n = newcomer_on(pod, pid, conf)
+    assert_impostor(pod, pid)
+    assert time.monotonic() - start < 2, "too slow to beat verify_after"
+
+    ev = r.log.expect("signal failed", rule="app", pid=pid)
+    assert ev["reason"] == "target_exited"
+    r.log.expect("reload failed", rule="app", reason="target_exited")
+    assert_never_signaled(r, n, pid, since)
+
+
+def test_the_kill_fallback_is_really_taken(pod, workdir):
+    """The fallback tests above are worth something only if sigreload runs without pidfds there:
+    pinning then holds no fd at all."""
+    conf = workdir / "app.conf"
+    conf.write_text("v1\n")
+    Target(pod, "--comm", "mydaemon", "--handler-after", "60000")
+    fds = {}
+    for mode in ("pidfd", "kill-fallback"):
+        r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon"),
+                                         settings="debounce: 50ms\nhandler_wait: 20s\n"),
+                     prefix=prefix(mode))
+        settle(r, "app")
+        conf.write_text(f"{mode}\n")
+        r.log.expect("waiting for a signal handler", rule="app")
+        fds[mode] = [os.readlink(f"/proc/{r.proc.pid}/fd/{fd}")
+                     for fd in os.listdir(f"/proc/{r.proc.pid}/fd")]
+        assert r.stop() == 0
+    assert "anon_inode:[pidfd]" in fds["pidfd"]
+    assert "anon_inode:[pidfd]" not in fds["kill-fallback"]
