@@ -31,7 +31,8 @@ HELPER_BIN := $(patsubst tests/helpers/%.c,$(B)/helpers/%,$(HELPER_SRC))
 # Debian packages for building, testing and linting; `make deps` installs the missing ones.
 DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev python3 \
 	libmicrohttpd-dev python3-pytest mandoc util-linux procps coreutils nginx curl inotify-tools \
-	openssl prometheus unzip yamllint python3-yaml libcap2-bin libseccomp-dev
+	openssl prometheus unzip yamllint python3-yaml libcap2-bin libseccomp-dev clang \
+	libclang-rt-14-dev llvm valgrind
 
 .PHONY: all asan bench demo static test test-unit test-system asan format install clean deps helpers help
 

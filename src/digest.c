@@ -269,9 +269,15 @@ static int walk_names(Walk *w, int fd)
 	struct dirent *de;
 	int r = 0;
 
-	_cleanup_closedir_ DIR *dir = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
-	if (!dir)
+	int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dup < 0)
 		return -errno;
+	_cleanup_closedir_ DIR *dir = fdopendir(dup);
+	if (!dir) {
+		int err = -errno;
+		close(dup);
+		return err;
+	}
 	while ((errno = 0, de = readdir(dir))) {
 		if (hidden(w, de->d_name))
 			continue;

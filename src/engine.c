@@ -205,8 +205,9 @@ static void deliver(Engine *e, RuleState *s)
 		Pinned *p = &d->pending[i];
 		int ready = r->handler_wait_ms == 0 ? 1 : notify_ready(p, r->signal);
 		if (ready < 0) {
-			delivery_fail(e, s, p, REASON_ESRCH,
-				      "the process exited before the signal");
+			delivery_fail(e, s, p, ready == -ESRCH ? REASON_ESRCH : REASON_OTHER,
+				      ready == -ESRCH ? "the process exited before the signal"
+						      : strerror(-ready));
 			notify_unpin(p);
 		} else if (ready == 0 && now < d->handler_deadline) {
 			d->pending[kept++] = *p;

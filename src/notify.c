@@ -16,14 +16,16 @@
 
 #define CAP_KILL_BIT 5
 
-/* The pid still names the process the scan saw. */
+/* The pid still names the process the scan saw: 0, -ESRCH, or why it cannot be told (EMFILE). */
 static int same_process(pid_t pid, unsigned long long starttime)
 {
 	ProcStat st;
 	int r = proc_read_stat(pid, &st);
 
-	if (r < 0)
+	if (r == -ENOENT || r == -ESRCH || r == -EINVAL)
 		return -ESRCH;
+	if (r < 0)
+		return r;
 	if (st.starttime != starttime || st.state == 'Z' || st.state == 'X')
 		return -ESRCH;
 	return 0;
@@ -63,8 +65,11 @@ int notify_ready(const Pinned *p, int sig)
 
 	if (!signame_default_kills(sig))
 		return 1;
-	if (proc_read_status(p->pid, &status) < 0 || !notify_alive(p))
+	int r = proc_read_status(p->pid, &status);
+	if (r == -ENOENT || r == -ESRCH || !notify_alive(p))
 		return -ESRCH;
+	if (r < 0)
+		return r;
 	/* A blocked signal is read with sigwait or a signalfd: it kills nobody either. */
 	return ((status.sig_cgt | status.sig_ign | status.sig_blk) & bit) != 0;
 }

@@ -15,12 +15,14 @@ typedef struct Pinned {
 	int pidfd;
 } Pinned;
 
-/* 0, or -ESRCH when the process is gone or its pid now belongs to another process. */
+/* 0, or -ESRCH when the process is gone or its pid now belongs to another process, or another
+ * -errno when that cannot be told (no fd left to read /proc). */
 int notify_pin(pid_t pid, unsigned long long starttime, Pinned *out);
 void notify_unpin(Pinned *p);
 
 /* Whether sig can be sent without killing the process: 1 if it catches, ignores or blocks sig
- * (or sig's default action would not end it), 0 if not (yet), -ESRCH if it is gone. */
+ * (or sig's default action would not end it), 0 if not (yet), -ESRCH if it is gone, another
+ * -errno if /proc cannot be read. */
 int notify_ready(const Pinned *p, int sig);
 
 /* Sends sig. 0, or -EPERM, -ESRCH, another -errno. */

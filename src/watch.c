@@ -524,14 +524,16 @@ int watch_read(Watch *w, bool *rearm)
 	char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
 	ReadState rs = { .w = w };
 
-	for (;;) {
-		ssize_t n = read(w->inotify.fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n < 0)
-			return -errno;
+	/* One read a turn: epoll is level-triggered, so what is left comes on the next one, after
+	 * the signalfd and the timers had theirs. Reading to EAGAIN would let events that come as
+	 * fast as they are handled (a log written into a watched directory) starve the loop. */
+	ssize_t n;
+	do
+		n = read(w->inotify.fd, buf, sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno != EAGAIN)
+		return -errno;
+	if (n > 0) {
 		int r = watch_parse_events(buf, (size_t)n, dispatch_event, &rs);
 		if (r < 0)
 			return r;

@@ -1,30 +1,16 @@
-/* fuzz_inotify: the inotify event-buffer handling of src/watch.c.
+/* fuzz_inotify: the inotify event-buffer handling of src/watch.c, in two steps per input.
  *
- * src/watch.c has no pure function for it yet: watch_read() read()s the inotify fd into a 16 KiB
- * buffer, walks the records (length checks) and hands each to dispatch_event() (wd lookup, name
- * matching, the re-arm decision). The function to factor out is
- *
- *     int watch_parse_events(const void *buf, size_t len,
- *                            void (*fn)(const struct inotify_event *ev, void *userdata),
- *                            void *userdata);
- *
- * returning 0, or -EIO on a record whose header or name does not fit in len, whose len is not a
- * multiple of sizeof(struct inotify_event) (the kernel rounds it up: anything else misaligns the
- * next record) or whose name is not NUL-terminated within ev->len; watch_read() would call it on
- * each read, and this target would call it directly on raw bytes.
- *
- * Meanwhile this drives the real watch_read(): one Watch is armed with real inotify watches on a
- * small tree (a ConfigMap-like volume, a plain tree with a symlink loop, a file, a missing path),
- * so its table holds the real wds; then, per input, a pipe holding the input is dup2()ed onto the
- * inotify fd's number, watch_read() reads it as if the kernel had written it (dispatch, re-arm,
- * which fails on a pipe: the error path, overflow), and the real inotify fd is put back and the
- * table re-armed (the kernel kept the watches: same wds).
- *
- * The bytes are records of the kernel's shape (len a multiple of 16, the name NUL-padded: the
- * only shape read(2) on inotify returns) built from the input: wd, mask, cookie, name; the first
- * byte can ask for a truncated record at the end. Raw bytes (-DFUZZ_INOTIFY_RAW) break the kernel
- * contract at once (misaligned records, unterminated names: watch.c trusts the kernel there):
- * that is the mode for watch_parse_events once it validates records. */
+ * 1. The raw bytes go to watch_parse_events(), the pure record walker: whatever they are
+ *    (misaligned records, names without a NUL, lengths past the end), it must return 0 or -EIO
+ *    and hand the callback only names that end inside the buffer.
+ * 2. Records of the kernel's shape (len a multiple of 16, the name NUL-padded: the only shape
+ *    read(2) on inotify returns) are built from the input (wd, mask, cookie, name; the first
+ *    byte can ask for a record cut short at the end) and fed to the real watch_read(): one Watch
+ *    is armed with real inotify watches on a small tree (a ConfigMap-like volume, a plain tree
+ *    with a symlink loop, a file, a missing path), so its table holds the real wds; a pipe
+ *    holding the records is dup2()ed onto the inotify fd's number, watch_read() reads it as if
+ *    the kernel had written it (dispatch, the re-arm decision, overflow), and the real inotify fd
+ *    is put back and the table re-armed (the kernel kept the watches: same wds). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sanitizer/common_interface_defs.h>
@@ -153,7 +139,19 @@ static void arm(void)
 
 #define BUF_MAX 16384
 
-#ifndef FUZZ_INOTIFY_RAW
+static const char *raw_end;
+
+/* Step 1's callback: a name must be a C string that ends inside the input. */
+static void check_raw(int wd, uint32_t mask, const char *name, void *userdata)
+{
+	(void)wd;
+	(void)mask;
+	(void)userdata;
+	if (name)
+		FUZZ_CHECK(name < raw_end && memchr(name, '\0', (size_t)(raw_end - name)),
+			   "a name that runs past the records");
+}
+
 static uint8_t take(const uint8_t **p, size_t *n)
 {
 	if (*n == 0)
@@ -201,7 +199,6 @@ static size_t build(const uint8_t *in, size_t n, uint8_t *out)
 		len -= 1 + len % 7;
 	return len;
 }
-#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -210,14 +207,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!w)
 		arm();
-#ifdef FUZZ_INOTIFY_RAW
-	if (size > BUF_MAX)
-		return 0;
-	size_t len = size;
-	memcpy(buf, data, size);
-#else
+	raw_end = (const char *)data + size;
+	int pr = watch_parse_events((const char *)data, size, check_raw, NULL);
+	FUZZ_CHECK(pr == 0 || pr == -EIO, "watch_parse_events returned %d", pr);
 	size_t len = build(data, size, buf);
-#endif
 	FUZZ_CHECK(pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) == 0, "pipe2");
 	FUZZ_CHECK(fcntl(pipefd[1], F_SETPIPE_SZ, 65536) >= 0, "F_SETPIPE_SZ");
 	FUZZ_CHECK(len == 0 || write(pipefd[1], buf, len) == (ssize_t)len, "write");
@@ -228,7 +221,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(pipefd[0]);
 
 	changed = errors = overflows = 0;
-	int r = watch_read(w);
+	bool rearm = false;
+	int r = watch_read(w, &rearm);
 	FUZZ_CHECK(r == 0 || r == -EIO, "watch_read returned %d", r);
 	FUZZ_CHECK(overflows <= 1, "%zu overflow reports for one read", overflows);
 	if (overflows)
