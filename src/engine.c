@@ -768,11 +768,12 @@ int engine_dispatch(Source *src, uint32_t events, void *userdata)
 		e->reload_pending = false;
 		reload_rules(e, "SIGHUP");
 	}
-	if (!e->stopping)
-		run_due(e);
-	/* after the signals: the watches can follow the new structure a moment later */
+	/* Re-armed before anything is hashed: a change made after the digest, in a directory
+	 * that just appeared, then comes as an event rather than going unseen. */
 	if (rearm && !e->stopping && (r = watch_arm(e->watch)) < 0)
 		log_error("cannot re-arm the watches", LF_ERRNO(-r));
+	if (!e->stopping)
+		run_due(e);
 	if (e->stopping)
 		return 1;
 	return arm_timer(e);

@@ -44,9 +44,9 @@ int watch_set(Watch *w, const WatchPath *paths, size_t n);
  * directories go to ops->error; returns the number of watches or -errno when inotify fails. */
 int watch_arm(Watch *w);
 
-/* Drains the inotify queue, telling ops->changed. *rearm says the directory structure moved:
- * the caller runs watch_arm() once its urgent work is done (a signal first, then the re-arm).
- * An overflow re-arms at once and reports every path. Returns 0 or -errno. */
+/* Reads what the inotify fd holds (one read: call again while it is readable), telling
+ * ops->changed. *rearm says the directory structure moved: the caller runs watch_arm() before
+ * anything is hashed. An overflow re-arms at once and reports every path. 0 or -errno. */
 int watch_read(Watch *w, bool *rearm);
 
 /* After the mount table changed (a bind mount over a watched directory): re-arm, report all. */
