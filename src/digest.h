@@ -38,7 +38,7 @@ int digest_fd(int fd, unsigned char out[DIGEST_LEN]);
 
 /* SHA-256 of a regular file's content (never opens anything else), or of a buffer. */
 int digest_file(const char *path, unsigned char out[DIGEST_LEN]);
-int digest_buf(const void *buf, size_t len, unsigned char out[DIGEST_LEN]);
+void digest_buf(const void *buf, size_t len, unsigned char out[DIGEST_LEN]);
 
 /* Appends the regular files reachable from path to list: the file itself, or every file below
  * a directory, following symlinks, skipping names that start with '.', reading a directory that

@@ -1,7 +1,6 @@
 /* main.c: sigreload's table of contents: arguments, subcommands, exit codes. */
 #include <errno.h>
 #include <getopt.h>
-#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -443,8 +442,6 @@ int main(int argc, char **argv)
 	int r = parse_args(argc, argv, &o);
 	if (r >= 0)
 		return r;
-	/* A static binary in an empty image has no openssl.cnf, and needs none. */
-	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	if (strcmp(o.command, "check") == 0)
 		return cmd_check(&o);
 	if (strcmp(o.command, "match") == 0)

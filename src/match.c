@@ -187,8 +187,11 @@ int match_process(const Matcher *m, ProcEntry *e)
 	const char *s;
 	uid_t uid;
 
-	if (m->comm && fnmatch(m->comm, proc_entry_stat(e)->comm, 0) != 0)
+	/* cheapest first: comm is one short file; stat (52 fields) only for candidates */
+	if (m->comm && (proc_entry_comm(e, &s) < 0 || fnmatch(m->comm, s, 0) != 0))
 		return 0;
+	if (!proc_entry_stat(e))
+		return 0; /* vanished, a zombie, or a kernel thread */
 	if (m->has_uid && (proc_entry_uid(e, &uid) < 0 || uid != m->uid))
 		return 0;
 	if (m->has_re && (proc_entry_cmdline(e, &s) < 0 || regexec(&m->re, s, 0, NULL, 0) != 0))
@@ -207,9 +210,11 @@ typedef struct FindCtx {
 
 static int add_target(TargetList *l, ProcEntry *e, bool details)
 {
-	const ProcStat *st = proc_entry_stat(e);
+	const ProcStat *st = proc_entry_stat(e); /* read by match_process */
 	const char *s;
 
+	if (!st)
+		return 0;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 8;
 		Target *v = reallocarray(l->v, cap, sizeof(*v));

@@ -16,13 +16,16 @@
 
 #define PF_KTHREAD 0x00200000u
 
+/* Everything but the pid is read on first use: a scan for "comm: nginx" reads one short file
+ * per process, and the 52 fields of stat only for the candidates. */
 struct ProcEntry {
 	int procfd;
-	ProcStat st;
 	char dir[16]; /* "PID" */
-	int uid_res, cmdline_res, exe_res; /* 1: not read yet, 0: read, <0: error */
+	int stat_res, comm_res, uid_res, cmdline_res, exe_res; /* 1: not read yet, 0: read, <0 */
+	ProcStat st;
+	char comm[PROC_COMM_MAX];
 	uid_t uid;
-	char *cmdline; /* PROC_CMDLINE_MAX bytes owned by the scan */
+	char cmdline[PROC_CMDLINE_MAX];
 	char exe[PATH_MAX];
 };
 
@@ -183,14 +186,17 @@ static ssize_t read_small(int dirfd, const char *path, char *buf, size_t size)
 	if (fd < 0)
 		return errno == ESRCH ? -ENOENT : -errno;
 	while (len < size - 1) {
-		ssize_t n = read(fd, buf + len, size - 1 - len);
+		size_t want = size - 1 - len;
+		ssize_t n = read(fd, buf + len, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return errno == ESRCH ? -ENOENT : -errno;
-		if (n == 0)
-			break;
 		len += (size_t)n;
+		/* /proc makes these files whole for the first read: a short read is the end, which
+		 * saves the read that would return 0, on every process of a scan */
+		if ((size_t)n < want)
+			break;
 	}
 	buf[len] = '\0';
 	return (ssize_t)len;
@@ -238,9 +244,35 @@ int proc_read_status(pid_t pid, ProcStatus *out)
 	return read_status_at(AT_FDCWD, dir, out);
 }
 
-const ProcStat *proc_entry_stat(const ProcEntry *e)
+const ProcStat *proc_entry_stat(ProcEntry *e)
 {
-	return &e->st;
+	if (e->stat_res > 0) {
+		e->stat_res = read_stat_at(e->procfd, e->dir, &e->st);
+		/* a zombie or a kernel thread has nothing to reload */
+		if (e->stat_res == 0 &&
+		    (e->st.state == 'Z' || e->st.state == 'X' || (e->st.flags & PF_KTHREAD)))
+			e->stat_res = -ESRCH;
+	}
+	return e->stat_res == 0 ? &e->st : NULL;
+}
+
+int proc_entry_comm(ProcEntry *e, const char **out)
+{
+	if (e->stat_res == 0) {
+		*out = e->st.comm;
+		return 0;
+	}
+	if (e->comm_res > 0) {
+		char path[32];
+		snprintf(path, sizeof(path), "%s/comm", e->dir);
+		ssize_t n = read_small(e->procfd, path, e->comm, sizeof(e->comm));
+		if (n > 0 && e->comm[n - 1] == '\n')
+			e->comm[--n] = '\0';
+		e->comm_res = n > 0 ? 0 : n == 0 ? -ENOENT : (int)n;
+	}
+	if (e->comm_res == 0)
+		*out = e->comm;
+	return e->comm_res;
 }
 
 int proc_entry_uid(ProcEntry *e, uid_t *out)
@@ -316,17 +348,15 @@ static pid_t parse_pid_name(const char *s)
 
 int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info)
 {
+	/* one entry for every scan: no allocation per scan (or per process), no heap to creep */
+	static ProcEntry entry;
 	_cleanup_closedir_ DIR *dir = opendir("/proc");
-	_cleanup_free_ char *cmdline = malloc(PROC_CMDLINE_MAX);
-	_cleanup_free_ ProcEntry *e = malloc(sizeof(*e));
 	ProcScanInfo scan = { 0 };
 	char self_buf[16];
 	struct dirent *de;
 
 	if (!dir)
 		return -errno;
-	if (!cmdline || !e)
-		return -ENOMEM;
 	/* Our pid as this /proc numbers it, which is right even if /proc is another namespace's. */
 	ssize_t n = readlink("/proc/self", self_buf, sizeof(self_buf) - 1);
 	if (n < 0)
@@ -341,16 +371,10 @@ int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info)
 		scan.seen++;
 		if (pid == self || pid == 1)
 			continue;
-		*e = (ProcEntry){ .procfd = dirfd(dir),
-				  .uid_res = 1,
-				  .cmdline_res = 1,
-				  .exe_res = 1,
-				  .cmdline = cmdline };
+		ProcEntry *e = &entry;
+		e->procfd = dirfd(dir);
+		e->stat_res = e->comm_res = e->uid_res = e->cmdline_res = e->exe_res = 1;
 		snprintf(e->dir, sizeof(e->dir), "%d", (int)pid);
-		if (read_stat_at(e->procfd, e->dir, &e->st) < 0)
-			continue; /* vanished, or unreadable: not a process we can reason about */
-		if (e->st.state == 'Z' || e->st.state == 'X' || (e->st.flags & PF_KTHREAD))
-			continue;
 		scan.visited++;
 		int r = fn ? fn(e, userdata) : 0;
 		if (r < 0)

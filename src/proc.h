@@ -36,11 +36,13 @@ int proc_status_parse(const char *buf, size_t len, ProcStatus *out);
 int proc_read_stat(pid_t pid, ProcStat *out);
 int proc_read_status(pid_t pid, ProcStatus *out);
 
-/* One process during a scan. Valid only inside the visitor; cmdline and exe are read on first
- * use. */
+/* One process during a scan. Valid only inside the visitor; every field is read on first use. */
 typedef struct ProcEntry ProcEntry;
 
-const ProcStat *proc_entry_stat(const ProcEntry *e);
+/* Its stat; NULL when it vanished, or is a zombie or a kernel thread: nothing to reload. */
+const ProcStat *proc_entry_stat(ProcEntry *e);
+/* Its comm, from /proc/PID/comm unless stat was read already. */
+int proc_entry_comm(ProcEntry *e, const char **out);
 /* -ENOENT/-ESRCH: vanished. */
 int proc_entry_uid(ProcEntry *e, uid_t *out);
 /* argv joined with single spaces (empty for kernel threads and zombies). */
@@ -48,8 +50,8 @@ int proc_entry_cmdline(ProcEntry *e, const char **out);
 /* The executable's path, " (deleted)" removed. -EACCES: another uid and no CAP_SYS_PTRACE. */
 int proc_entry_exe(ProcEntry *e, const char **out);
 
-/* Called for each live, non-kernel process except sigreload itself and PID 1. A negative return
- * ends the scan with that value. */
+/* Called for each process but sigreload itself and PID 1 (zombies and kernel threads have no
+ * stat: see proc_entry_stat). A negative return ends the scan with that value. */
 typedef int (*ProcVisitFn)(ProcEntry *e, void *userdata);
 
 typedef struct ProcScanInfo {
@@ -58,7 +60,7 @@ typedef struct ProcScanInfo {
 } ProcScanInfo;
 
 /* Walks /proc once. Processes that vanish during the walk are skipped. fn and info may be
- * NULL (a count only). */
+ * NULL (a count only). Not reentrant: one scan at a time. */
 int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info);
 
 #endif

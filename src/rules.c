@@ -851,8 +851,7 @@ int rules_parse(const char *file, const char *buf, size_t len, Rules **out, Rule
 		rules_free(rules);
 		return -ENOMEM;
 	}
-	if (digest_buf(buf, len, rules->sha256) < 0)
-		p.stop = true;
+	digest_buf(buf, len, rules->sha256);
 	rules->settings = (Settings){ .debounce_ms = 200,
 				      .max_wait_ms = 5000,
 				      .handler_wait_ms = 10000,
