@@ -502,6 +502,27 @@ static const char *get_pattern(Parser *p, yaml_node_t *n, const char *key, const
 	return s;
 }
 
+/* The fewest characters a glob can match: '*' none, anything else one ("[a-z]" one). */
+static size_t glob_min_length(const char *g)
+{
+	size_t n = 0;
+
+	for (; *g; g++) {
+		if (*g == '*')
+			continue;
+		if (*g == '\\' && g[1])
+			g++;
+		else if (*g == '[') {
+			/* a bracket expression is one character; "[]x]" holds a ']' */
+			const char *close = strchr(g + (g[1] == ']' ? 2 : 1), ']');
+			if (close)
+				g = close;
+		}
+		n++;
+	}
+	return n;
+}
+
 static void parse_match(Parser *p, yaml_node_t *n, Rule *r)
 {
 	yaml_node_t *f[M_N];
@@ -522,6 +543,14 @@ static void parse_match(Parser *p, yaml_node_t *n, Rule *r)
 	if (f[M_COMM])
 		ok &= (comm = get_pattern(p, f[M_COMM], "comm", "a glob such as nginx",
 					  GLOB_MAX)) != NULL;
+	/* the kernel keeps 15 bytes of a process name: a longer pattern matches nothing, ever */
+	if (comm && glob_min_length(comm) > 15) {
+		perr(p, f[M_COMM],
+		     "comm \"%s\" can never match: the kernel keeps only the first 15 bytes of a "
+		     "process name; match the first 15, or use cmdline",
+		     comm);
+		ok = false;
+	}
 	if (f[M_CMDLINE])
 		ok &= (cmdline = get_pattern(p, f[M_CMDLINE], "cmdline", "a regular expression",
 					     REGEX_MAX)) != NULL;

@@ -71,9 +71,12 @@ def test_counters_follow_what_happened_and_pass_promtool(pod, workdir):
         v.write({"a.conf": "1\n"})
     Target(pod, "--comm", "good")
     Target(pod, "--comm", "nohandler", "--handler-after", "60000")
+    # a debounce long enough that one kubelet swap is one evaluation even on a loaded machine:
+    # the counts below are exact
     r = Reloader(pod, workdir, listen_rules(workdir,
                  rule("ok", ok.root, "good") + rule("none", none.root, "nobody")
-                 + rule("bad", bad.root, "nohandler", "handler_wait: 100ms")))
+                 + rule("bad", bad.root, "nohandler", "handler_wait: 100ms"),
+                 settings="debounce: 500ms\nverify_after: 100ms\n"))
     addr = address(r)
     for name in ("ok", "none", "bad"):
         r.log.expect("watching", rule=name)
