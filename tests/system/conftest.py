@@ -349,20 +349,15 @@ class Reloader:
         return self.proc.stop(sig)
 
 
-class Target:
-    """The target helper in a pod: its signal lines parsed."""
+class Helper:
+    """A helper process in the pod that prints 'ready <pid>' and then one line per signal it
+    receives: "signal <pid> <master|worker> <SIGNAME> <content>" (tests/helpers/target.c)."""
 
     SIGNAL = re.compile(r"^signal (\d+) (master|worker) (\S+) (.*)$")
 
-    def __init__(self, pod, *args, prefix=()):
-        self.proc = pod.spawn([*prefix, helper("target"), *args])
-        m = self.proc.out.expect(r"^ready (\d+)$")
-        self.pid = int(m.group(1))  # as the pod numbers it
-        self.workers = []
-        n = int(args[args.index("--workers") + 1]) if "--workers" in args else 0
-        self.proc.out.pos = 0  # workers may report before their master
-        for _ in range(n):
-            self.workers.append(int(self.proc.out.expect(r"^worker (\d+)$").group(1)))
+    def __init__(self, pod, argv):
+        self.proc = pod.spawn(argv)
+        self.pid = int(self.proc.out.expect(r"^ready (\d+)$").group(1))  # as the pod numbers it
 
     def signals(self):
         """[(pid, role, signal, content)] received so far."""
@@ -372,3 +367,50 @@ class Target:
     def expect_signal(self, timeout=TIMEOUT):
         m = self.proc.out.expect(self.SIGNAL.pattern, timeout)
         return int(m.group(1)), m.group(2), m.group(3), m.group(4)
+
+
+class Target(Helper):
+    """The target helper, with its workers' pids."""
+
+    def __init__(self, pod, *args, prefix=()):
+        super().__init__(pod, [*prefix, helper("target"), *args])
+        self.workers = []
+        n = int(args[args.index("--workers") + 1]) if "--workers" in args else 0
+        self.proc.out.pos = 0  # workers may report before their master
+        for _ in range(n):
+            self.workers.append(int(self.proc.out.expect(r"^worker (\d+)$").group(1)))
+
+
+# ---- rule files and what targets print ------------------------------------------------------
+
+FAST = "debounce: 50ms\nmax_wait: 2s\nverify_after: 100ms\nhandler_wait: 5s\n"
+
+
+def rules(*rules, settings=FAST):
+    return settings + "rules:\n" + "".join(rules)
+
+
+def rule(name, paths, comm, extra=""):
+    lines = [f"  - name: {name}", "    paths:"]
+    lines += [f"      - {p}" for p in paths]
+    lines += ["    match:", f"      comm: {comm}"]
+    lines += [f"    {line}" for line in extra.splitlines() if line]
+    return "\n".join(lines) + "\n"
+
+
+def escaped(content):
+    """What the target helper prints for a file's content (tests/helpers/target.c)."""
+    out = []
+    for c in content.encode():
+        if c == 0x0A:
+            out.append("\\n")
+        elif c < 0x21 or c >= 0x7F or c == 0x5C:
+            out.append("\\x%02x" % c)
+        else:
+            out.append(chr(c))
+    return "".join(out)
+
+
+def settle(r, name):
+    """Waits for the rule's baseline: from here on, changes are measured against it."""
+    r.log.expect("watching", rule=name)

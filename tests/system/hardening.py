@@ -9,40 +9,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import TIMEOUT, Target, helper
+from conftest import TIMEOUT, Helper, escaped, helper, rule, rules, settle  # noqa: F401 (re-exported)
 
-FAST = "debounce: 50ms\nmax_wait: 2s\nverify_after: 100ms\nhandler_wait: 5s\n"
 SANITIZED = os.environ.get("SIGRELOAD_SANITIZED") == "1"  # make asan: slower, more memory
-
-
-def rules(*rules, settings=FAST):
-    return settings + "rules:\n" + "".join(rules)
-
-
-def rule(name, paths, comm, extra=""):
-    lines = [f"  - name: {name}", "    paths:"]
-    lines += [f"      - {p}" for p in paths]
-    lines += ["    match:", f"      comm: {comm}"]
-    lines += [f"    {line}" for line in extra.splitlines() if line]
-    return "\n".join(lines) + "\n"
-
-
-def escaped(content):
-    """What the target helper prints for a file's content."""
-    out = []
-    for c in content.encode():
-        if c == 0x0A:
-            out.append("\\n")
-        elif c < 0x21 or c >= 0x7F or c == 0x5C:
-            out.append("\\x%02x" % c)
-        else:
-            out.append(chr(c))
-    return "".join(out)
-
-
-def settle(r, name):
-    """Waits for the rule's baseline: from here on, changes are measured against it."""
-    r.log.expect("watching", rule=name)
 
 
 def expect_reload(r, target, rule_name, content, timeout=TIMEOUT):
@@ -137,24 +106,6 @@ def sysctl(name, value):
 
 # ---- helpers under tests/helpers/ -----------------------------------------------------------
 
-class Helper:
-    """A helper process in the pod that prints 'ready <pid>' and target-style signal lines."""
-
-    SIGNAL = Target.SIGNAL
-
-    def __init__(self, pod, argv):
-        self.proc = pod.spawn(argv)
-        self.pid = int(self.proc.out.expect(r"^ready (\d+)$").group(1))
-
-    def signals(self):
-        return [(int(m.group(1)), m.group(2), m.group(3), m.group(4))
-                for m in self.proc.out.matching(self.SIGNAL.pattern)]
-
-    def expect_signal(self, timeout=TIMEOUT):
-        m = self.proc.out.expect(self.SIGNAL.pattern, timeout)
-        return int(m.group(1)), m.group(2), m.group(3), m.group(4)
-
-
 def host_pid_of(pod, nspid):
     """The host pid of the process the pod numbers nspid."""
     for entry in os.listdir("/proc"):
@@ -173,6 +124,3 @@ def host_pid_of(pod, nspid):
                 return int(entry)
     raise AssertionError(f"no process {nspid} in the pod")
 
-
-def helper_path(name):
-    return helper(name)

@@ -339,7 +339,7 @@ def test_defaults_nginx_with_sigreload_in_one_pod(tmp_path):
     assert s["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "sigreload"}
     # Default: killCapability, because nginx's master runs as root.
     assert s["securityContext"] == KILL_CAPABILITY_CONTEXT
-    assert s["resources"] == {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"memory": "32Mi"}}
+    assert s["resources"] == {"requests": {"cpu": "5m", "memory": "4Mi"}, "limits": {"memory": "32Mi"}}
 
     # The app's ConfigMap: one volume, mounted at the same path in both containers, no subPath.
     volumes = {v["name"]: v for v in pod["volumes"]}

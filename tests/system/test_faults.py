@@ -20,7 +20,7 @@ import pytest
 
 from conftest import BIN, TIMEOUT, Reloader, Target, parse_log, sigreload
 from hardening import (SANITIZED, Helper, address, cpu_seconds, escaped, expect_reload, fd_count,
-                       get, healthz_latency, helper_path, kib, rule, rules, settle, sysctl,
+                       get, healthz_latency, helper, kib, rule, rules, settle, sysctl,
                        wait_until)
 from kubelet import AtomicVolume
 
@@ -57,7 +57,7 @@ def outcome(r, name, timeout=TIMEOUT):
 def reader(pod, conf, comm="mydaemon"):
     """A target that reads its config without blocking (a FIFO there would hang target.c's
     open(2)): the churn helper at one fork a second, which reports signals as target does."""
-    return Helper(pod, [helper_path("churn"), "--comm", comm, "--config", conf, "--rate", "1",
+    return Helper(pod, [helper("churn"), "--comm", comm, "--config", conf, "--rate", "1",
                         "--life-us", "0"])
 
 
@@ -171,7 +171,7 @@ def test_watched_file_that_cannot_be_read_holds_the_rule(pod, workdir, kind):
     os.chmod(conf.parent, 0o755)
     uid = 65532
     prefix = as_uid(uid) if kind == "unreadable" else ()
-    t = Helper(pod, [*prefix, helper_path("churn"), "--comm", "mydaemon", "--config", conf,
+    t = Helper(pod, [*prefix, helper("churn"), "--comm", "mydaemon", "--config", conf,
                      "--rate", "1", "--life-us", "0"])
     r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon")), prefix=prefix)
     settle(r, "app")
@@ -562,7 +562,7 @@ def test_target_that_ignores_the_signal(pod, workdir):
 
 def test_zombies_are_never_targets(pod, workdir):
     conf = etc_file(workdir)
-    z = Helper(pod, [helper_path("zombie"), "--comm", "mydaemon", "--count", "3", "--handler"])
+    z = Helper(pod, [helper("zombie"), "--comm", "mydaemon", "--count", "3", "--handler"])
     zombies = [int(m.group(1)) for m in z.proc.out.matching(r"^zombie (\d+)$")]
     assert len(zombies) == 3
     r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon")))
@@ -606,9 +606,9 @@ def test_thousands_of_short_lived_processes_during_scans(pod, workdir):
     Every change reaches the master once, with its content; nothing else is signaled; nothing
     fails."""
     conf = etc_file(workdir)
-    master = Helper(pod, [helper_path("churn"), "--comm", "mydaemon", "--config", conf,
+    master = Helper(pod, [helper("churn"), "--comm", "mydaemon", "--config", conf,
                           "--rate", "2000", "--life-us", "3000"])
-    other = Helper(pod, [helper_path("churn"), "--comm", "bystander", "--rate", "2000",
+    other = Helper(pod, [helper("churn"), "--comm", "bystander", "--rate", "2000",
                          "--life-us", "500"])
     r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon")), args=["--log-level", "info"])
     settle(r, "app")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import BIN, TIMEOUT, helper
+from conftest import BIN, TIMEOUT, helper, sigreload
 
 HINT = ("sigreload: no process is visible here but sigreload itself: "
         "is shareProcessNamespace: true set on the pod?")
@@ -133,15 +133,22 @@ def test_hostile_comm(pod, workdir, comm, glob):
 
 
 def test_comm_is_cut_to_15_bytes(pod, workdir):
-    """The kernel keeps 15 bytes of comm: a longer name only matches by its first 15."""
+    """The kernel keeps 15 bytes of comm: a longer name only matches by its first 15, and a
+    pattern that needs more than 15 is refused rather than silently matching nothing."""
     pid, _ = start_target(pod, "--comm", "nginx-ingress-controller")
     path = rules_file(workdir, """\
-  - {name: full, paths: [/a], match: {comm: nginx-ingress-controller}}
   - {name: cut, paths: [/a], match: {comm: nginx-ingress-c}}
+  - {name: glob, paths: [/a], match: {comm: "nginx-ingress-*"}}
 """)
     rows, _ = match(pod, path)
-    assert by_rule(rows, "full") == {}
     assert by_rule(rows, "cut") == {pid: (0, "0", True, "nginx-ingress-c")}
+    assert by_rule(rows, "glob") == {pid: (0, "0", True, "nginx-ingress-c")}
+    full = rules_file(workdir, """\
+  - {name: full, paths: [/a], match: {comm: nginx-ingress-controller}}
+""")
+    r = sigreload("check", "-c", full)
+    assert r.returncode == 2
+    assert "can never match: the kernel keeps only the first 15 bytes" in r.stderr
 
 
 def test_pid1_and_sigreload_never_listed(pod, workdir):

@@ -20,15 +20,15 @@ import time
 import pytest
 
 from conftest import Reloader, Target
-from hardening import Helper, escaped, helper_path, host_pid_of, proc_status, rule, rules, settle
+from hardening import Helper, escaped, helper, host_pid_of, proc_status, rule, rules, settle
 
 def prefix(mode):
-    return [helper_path("nopidfd")] if mode == "kill-fallback" else []
+    return [helper("nopidfd")] if mode == "kill-fallback" else []
 
 
 def newcomer_on(pod, pid, conf):
     """A target-helper process on pid (in the pod), with comm mydaemon and a SIGHUP handler."""
-    n = Helper(pod, [helper_path("pidreuse"), str(pid), helper_path("target"), "--comm",
+    n = Helper(pod, [helper("pidreuse"), str(pid), helper("target"), "--comm",
                      "mydaemon", "--config", conf])
     assert n.pid == pid, f"the newcomer got pid {n.pid}, not {pid}"
     n.proc.err.expect(rf"^reused {pid}$")

@@ -12,38 +12,14 @@ import time
 
 import pytest
 
-from conftest import BIN, Log, Pod, Reloader, Target, start
+from conftest import (FAST, BIN, Log, Pod, Reloader, Target, escaped, rule, rules, settle,
+                      start)
 from kubelet import AtomicVolume
-
-FAST = "debounce: 50ms\nmax_wait: 2s\nverify_after: 100ms\nhandler_wait: 5s\n"
-
-
-def rules(*rules, settings=FAST):
-    return settings + "rules:\n" + "".join(rules)
-
-
-def rule(name, paths, comm, extra=""):
-    lines = [f"  - name: {name}", "    paths:"]
-    lines += [f"      - {p}" for p in paths]
-    lines += ["    match:", f"      comm: {comm}"]
-    lines += [f"    {line}" for line in extra.splitlines() if line]
-    return "\n".join(lines) + "\n"
-
-
-def escaped(content):
-    """What the target prints for a file's content."""
-    return content.replace("\\", "\\x5c").replace("\n", "\\n").replace(" ", "\\x20")
-
 
 def volume(workdir, content="v1\n", **kw):
     vol = AtomicVolume(workdir / "vol", **kw)
     vol.write({"app.conf": content})
     return vol
-
-
-def settle(r, name):
-    """Waits for the rule's baseline: from here on, changes are measured against it."""
-    r.log.expect("watching", rule=name)
 
 
 def assert_only(target, expected):
@@ -473,11 +449,11 @@ def test_seccomp_filter_after_start_up(pod, workdir, flag):
     r = Reloader(pod, workdir, rules(rule("app", [vol.root], "mydaemon")), args=flag)
     sanitized = bool(os.environ.get("SIGRELOAD_SANITIZED"))
     if flag:
-        ev = r.log.expect("seccomp filter off", why="--no-seccomp")
+        r.log.expect("seccomp filter off", why="--no-seccomp")
     elif sanitized:
-        ev = r.log.expect("seccomp filter off", why="sanitizer build")
+        r.log.expect("seccomp filter off", why="sanitizer build")
     else:
-        ev = r.log.expect("seccomp filter on")
+        r.log.expect("seccomp filter on")
     on = not flag and not sanitized
     st = status_of(r.proc.pid)
     assert (st["Seccomp"], st["NoNewPrivs"]) == (("2", "1") if on else ("0", "0"))

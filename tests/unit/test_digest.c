@@ -17,18 +17,6 @@
 #include "cleanup.h"
 #include "digest.h"
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&s, fmt, ap) >= 0);
-	va_end(ap);
-	return s;
-}
-
 /* SHA-256 in one call, independent of digest.c's streaming. */
 static void sha256(const void *data, size_t len, unsigned char out[DIGEST_LEN])
 {

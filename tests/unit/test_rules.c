@@ -19,18 +19,6 @@
 #define MIN_BAD_FILES  35
 #define MIN_GOOD_FILES 10
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&s, fmt, ap) >= 0);
-	va_end(ap);
-	return s;
-}
-
 static char *corpus_path(const char *sub)
 {
 	const char *dir = getenv("SIGRELOAD_TESTS");

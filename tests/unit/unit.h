@@ -15,6 +15,19 @@
 
 #define ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
+/* asprintf that fails the test rather than return NULL. */
+static inline char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&s, fmt, ap) >= 0);
+	va_end(ap);
+	return s;
+}
+
 static inline int unit_remove_entry(const char *path, const struct stat *st, int flag,
 				    struct FTW *ftw)
 {
