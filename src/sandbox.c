@@ -77,6 +77,7 @@ static const char *const allowed[] = {
 	"rt_sigaction",
 	"tgkill",
 	"restart_syscall",
+	"sigaltstack", /* the sanitizer runtimes, on their way out of a function */
 	/* identity and limits for messages and metrics */
 	"getpid",
 	"gettid",
