@@ -78,7 +78,8 @@ int digest_file(const char *path, unsigned char out[DIGEST_LEN])
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
-	return hash_fd(fd, st.st_size > 0 ? (uint64_t)st.st_size : DIGEST_PSEUDO_FILE_MAX, NULL, out);
+	return hash_fd(fd, st.st_size > 0 ? (uint64_t)st.st_size : DIGEST_PSEUDO_FILE_MAX, NULL,
+		       out);
 }
 
 void digest_buf(const void *buf, size_t len, unsigned char out[DIGEST_LEN])

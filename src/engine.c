@@ -327,7 +327,8 @@ static int digest_tick(void *userdata)
 {
 	Engine *e = ((DigestCtx *)userdata)->e;
 	struct pollfd p[2] = { { .fd = e->signals->fd, .events = POLLIN },
-			       { .fd = e->http ? http_source(e->http)->fd : -1, .events = POLLIN } };
+			       { .fd = e->http ? http_source(e->http)->fd : -1,
+				 .events = POLLIN } };
 
 	if (poll(p, 2, 0) > 0) {
 		if (p[0].revents)
@@ -360,12 +361,13 @@ static int rule_digest(Engine *e, RuleState *s, unsigned char digest[DIGEST_LEN]
 	if (res < 0 && res != -ECANCELED) { /* cancelled: we are stopping */
 		if (!s->held || log_enabled(LEVEL_DEBUG))
 			log_warn("held", LF_STR("rule", r->name), LF_STR("path", r->paths[bad]),
-				 LF_STR("err", res == -E2BIG    ? "more than 10000 files"
-					       : res == -EINVAL ? "not a regular file or a directory"
-								: strerror(-res)),
+				 LF_STR("err", res == -E2BIG ? "more than 10000 files"
+					       : res == -EINVAL
+						   ? "not a regular file or a directory"
+						   : strerror(-res)),
 				 LF_STR("next", transient(res)
-							? "retried in a second"
-							: "evaluated again when the path changes"));
+						    ? "retried in a second"
+						    : "evaluated again when the path changes"));
 		s->held = true;
 		metrics_reload(e->metrics, r->name, RESULT_HELD);
 	}
@@ -552,10 +554,10 @@ static void reload_rules(Engine *e, const char *why)
 	if (e->listen &&
 	    strcmp(e->listen, e->opt.metrics_listen ? e->opt.metrics_listen
 						    : e->rules->settings.metrics_listen) != 0)
-		log_warn(
-		    "metrics_listen changed",
-		    LF_STR("metrics_listen", e->rules->settings.metrics_listen),
-		    LF_STR("next", "still serving the old address: restart sigreload to move it"));
+		log_warn("metrics_listen changed",
+			 LF_STR("metrics_listen", e->rules->settings.metrics_listen),
+			 LF_STR("next",
+				"the endpoint stays as it started: restart sigreload to apply it"));
 	log_info("rules reloaded", LF_STR("path", e->opt.config_file), LF_STR("why", why),
 		 LF_UINT("rules", e->n_states), LF_UINT("kept", (unsigned)kept),
 		 LF_UINT("removed", before - (size_t)kept));

@@ -313,17 +313,16 @@ static void hash_skip(const char *name, const char *why, void *userdata)
 	fprintf(stderr, ": %s\n", why);
 }
 
+/* A rule digest as a '#' line: a comment to sha256sum -c, so the output stays checkable. */
 static int print_digest_comment(const char *label, const char *name, const unsigned char *sha)
 {
-	_cleanup_free_ char *line =
-	    digest_line(&(DigestEntry){ .name = (char *)name, .sha = { 0 } });
-	char hex[DIGEST_HEX_LEN];
+	DigestEntry e = { .name = (char *)name };
+	memcpy(e.sha, sha, DIGEST_LEN);
+	_cleanup_free_ char *line = digest_line(&e);
 
 	if (!line)
 		return -ENOMEM;
-	/* '#' lines are comments to sha256sum -c, so the output stays checkable. */
-	printf("# %s %s  ", label, digest_hex(sha, hex));
-	fputs(strstr(line, "  ") + 2, stdout);
+	printf("# %s %s", label, line);
 	return 0;
 }
 
@@ -337,7 +336,8 @@ static int cmd_hash(const Options *o)
 		return usage_error("hash needs at least one PATH");
 	for (int i = 0; i < o->n_args; i++) {
 		DigestList l = { 0 };
-		int r = digest_paths(&o->args[i], 1, &l, total, &(DigestHooks){ .skip = hash_skip }, NULL);
+		int r = digest_paths(&o->args[i], 1, &l, total, &(DigestHooks){ .skip = hash_skip },
+				     NULL);
 		if (r < 0) {
 			status = EXIT_RUNTIME;
 			if (r == -EINVAL)

@@ -21,7 +21,7 @@ struct Matcher {
  * before regcomp: a repetition of a repetition, a back-reference (exponential to match), and
  * more than REGEX_MAX_COPIES atoms once every {m,n} is expanded. */
 #define REGEX_MAX_COPIES 4096
-#define REGEX_MAX_DEPTH 32
+#define REGEX_MAX_DEPTH	 32
 
 static int regex_cost(const char *re, char *err, size_t errsize)
 {
@@ -35,8 +35,8 @@ static int regex_cost(const char *re, char *err, size_t errsize)
 		switch (*p) {
 		case '\\':
 			if (p[1] >= '1' && p[1] <= '9') {
-				snprintf(err, errsize, "back-references such as \\%c are not supported",
-					 p[1]);
+				snprintf(err, errsize,
+					 "back-references such as \\%c are not supported", p[1]);
 				return -EINVAL;
 			}
 			if (p[1])
@@ -49,14 +49,15 @@ static int regex_cost(const char *re, char *err, size_t errsize)
 			while (*p && *p != ']')
 				p += (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=') &&
 				      strchr(p + 2, ']'))
-					     ? (size_t)(strchr(p + 2, ']') - p) + 1
-					     : 1;
+					 ? (size_t)(strchr(p + 2, ']') - p) + 1
+					 : 1;
 			if (!*p)
 				return 0; /* unbalanced: regcomp says so */
 			break;
 		case '(':
 			if (depth == REGEX_MAX_DEPTH) {
-				snprintf(err, errsize, "more than %d nested groups", REGEX_MAX_DEPTH);
+				snprintf(err, errsize, "more than %d nested groups",
+					 REGEX_MAX_DEPTH);
 				return -EINVAL;
 			}
 			depth++;
@@ -93,8 +94,9 @@ static int regex_cost(const char *re, char *err, size_t errsize)
 		}
 		if (factor) {
 			if (repeated) {
-				snprintf(err, errsize, "a repetition of a repetition (such as +* or }{): "
-						       "write it once");
+				snprintf(err, errsize,
+					 "a repetition of a repetition (such as +* or }{): "
+					 "write it once");
 				return -EINVAL;
 			}
 			repeated = true;
@@ -106,8 +108,9 @@ static int regex_cost(const char *re, char *err, size_t errsize)
 			last[depth] = atom;
 		}
 		if (total[depth] > REGEX_MAX_COPIES) {
-			snprintf(err, errsize, "its repetitions expand to more than %d copies: bound "
-					       "them lower",
+			snprintf(err, errsize,
+				 "its repetitions expand to more than %d copies: bound "
+				 "them lower",
 				 REGEX_MAX_COPIES);
 			return -EINVAL;
 		}

@@ -21,7 +21,7 @@
 #endif
 /* the same numbers on every architecture (the syscall table was unified before 5.1) */
 #define NR_PIDFD_SEND_SIGNAL 424
-#define NR_PIDFD_OPEN 434
+#define NR_PIDFD_OPEN	     434
 
 int main(int argc, char **argv)
 {

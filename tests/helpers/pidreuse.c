@@ -29,7 +29,8 @@ int main(int argc, char **argv)
 	}
 	pid_t want = (pid_t)atoi(argv[1]);
 	pid_t tid[1] = { want };
-	struct clone_args args = { .exit_signal = SIGCHLD, .set_tid = (uintptr_t)tid,
+	struct clone_args args = { .exit_signal = SIGCHLD,
+				   .set_tid = (uintptr_t)tid,
 				   .set_tid_size = 1 };
 	long pid = -1;
 

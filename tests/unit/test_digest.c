@@ -261,7 +261,8 @@ static void walk(const char *root, DigestList *l, Skipped *skipped)
 	*l = (DigestList){ 0 };
 	if (skipped)
 		*skipped = (Skipped){ 0 };
-	int r = digest_tree(root, l, &(DigestHooks){ .skip = skipped ? on_skip : NULL, .userdata = skipped });
+	int r = digest_tree(
+	    root, l, &(DigestHooks){ .skip = skipped ? on_skip : NULL, .userdata = skipped });
 	if (r != 0)
 		fail_msg("digest_tree(%s) = %d", root, r);
 	digest_list_sort(l);
@@ -364,7 +365,8 @@ static void test_tree_fifo_never_opened(void **state)
 	digest_list_done(&l);
 
 	/* the FIFO as the rule's path itself */
-	assert_int_equal(digest_tree(fifo, &l, &(DigestHooks){ .skip = on_skip, .userdata = &s }), -EINVAL);
+	assert_int_equal(digest_tree(fifo, &l, &(DigestHooks){ .skip = on_skip, .userdata = &s }),
+			 -EINVAL);
 	assert_int_equal(l.n, 0);
 	alarm(0);
 	assert_int_equal(read(in, buf, sizeof(buf)), -1);
@@ -412,7 +414,8 @@ static void test_tree_limits(void **state)
 		rel[strlen(rel) - 2] = '\0';
 		dir(root, strcat(rel, "/d"));
 	}
-	assert_int_equal(digest_tree(root, &l, &(DigestHooks){ .skip = on_skip, .userdata = &s }), 0);
+	assert_int_equal(digest_tree(root, &l, &(DigestHooks){ .skip = on_skip, .userdata = &s }),
+			 0);
 	assert_int_equal(l.n, DIGEST_MAX_DEPTH - 1);
 	assert_int_equal(s.n, 1);
 	assert_string_equal(s.whys[0], "more than 32 directories deep, skipping");
