@@ -49,7 +49,7 @@ $(B)/unit/%: tests/unit/%.c $(LIB_OBJ) tests/unit/unit.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(LIBS) -lcmocka
 
-$(B)/helpers/%: tests/helpers/%.c
+$(B)/helpers/%: tests/helpers/%.c $(wildcard tests/helpers/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
 

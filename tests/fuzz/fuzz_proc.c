@@ -2,8 +2,7 @@
  * the input's size, so ASan sees any read past them), and a property: any comm the kernel can
  * print (up to 63 bytes of anything but NUL: spaces, ')', newlines...) inside an otherwise
  * well-formed stat line is parsed back exactly, with the numeric fields around it.
- * The first byte picks the mode. FUZZ_SKIP_OPEN_BUGS=1 keeps the round trip's numbers clear of the
- * bugs still open (tests/fuzz/open-bugs/README.md). */
+ * The first byte picks the mode. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -12,18 +11,6 @@
 
 #include "fuzz.h"
 #include "proc.h"
-
-static bool skip_open_bugs;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	const char *env = getenv("FUZZ_SKIP_OPEN_BUGS");
-
-	(void)argc;
-	(void)argv;
-	skip_open_bugs = env && strcmp(env, "1") == 0;
-	return 0;
-}
 
 static void raw_stat(const uint8_t *data, size_t size)
 {
@@ -71,8 +58,6 @@ static void roundtrip_stat(const uint8_t *data, size_t size)
 	pid_t ppid = (pid_t)(take(&data, &size, 4) % ((uint64_t)INT_MAX + 1));
 	unsigned flags = (unsigned)take(&data, &size, 4);
 	unsigned long long start = take(&data, &size, 8);
-	if (skip_open_bugs && start >= ULLONG_MAX - 9)
-		start = ULLONG_MAX / 2; /* open bug: parse_ull refuses the last ten values */
 	char state = "RSDZTtXxKWPI"[take(&data, &size, 1) % 12];
 	char comm[PROC_COMM_MAX], line[1024];
 	size_t n = 0;

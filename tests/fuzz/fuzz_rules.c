@@ -1,11 +1,7 @@
 /* fuzz_rules: rules_parse on arbitrary bytes, as `sigreload check` and every rule-file reload
  * read them. Beyond "no crash, no leak": a refused file is explained (every message is
  * FILE:LINE:COL or FILE: ...), an accepted one is complete, and the plan `check` prints is a rule
- * file that parses back to the same plan (rules.h: "check accepts again").
- *
- * FUZZ_SKIP_OPEN_BUGS=1 in the environment steps around the bugs still open
- * (tests/fuzz/open-bugs/README.md): no round trip, and no input holding a regex shape that makes
- * glibc's regcomp explode; for hunting other bugs meanwhile. */
+ * file that parses back to the same plan (rules.h: "check accepts again"). */
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -58,39 +54,10 @@ static void check_rules(const Rules *rules)
 	}
 }
 
-static bool skip_open_bugs;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	const char *env = getenv("FUZZ_SKIP_OPEN_BUGS");
-
-	(void)argc;
-	(void)argv;
-	skip_open_bugs = env && strcmp(env, "1") == 0;
-	return 0;
-}
-
-/* Open bug: regcomp's time and memory explode on adjacent duplication symbols ("a+*+*") and
- * on many '+' ("((a)+)+..."): such inputs are skipped with FUZZ_SKIP_OPEN_BUGS=1. */
-static bool regex_bomb(const uint8_t *data, size_t size)
-{
-	size_t plus = 0;
-
-	for (size_t i = 0; i < size; i++) {
-		plus += data[i] == '+';
-		if (i > 0 && strchr("*+?}", data[i - 1]) && data[i] && strchr("*+?{", data[i]))
-			return true;
-	}
-	return plus > 10;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Rules *rules = NULL, *again = NULL;
 	RulesErrors errs, errs2;
-
-	if (skip_open_bugs && regex_bomb(data, size))
-		return 0;
 
 	int r = rules_parse(FILE_NAME, (const char *)data, size, &rules, &errs);
 	check_errors(&errs);
@@ -101,10 +68,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	FUZZ_CHECK(errs.n == 0, "accepted with %zu errors", errs.n);
 	check_rules(rules);
-	if (skip_open_bugs) {
-		rules_free(rules);
-		return 0;
-	}
 
 	size_t len, len2;
 	char *plan = print_plan(rules, &len);

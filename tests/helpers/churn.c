@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
+
 static int pipefd[2] = { -1, -1 };
 
 static void on_signal(int sig)
@@ -25,33 +27,6 @@ static void on_signal(int sig)
 	if (pipefd[1] >= 0)
 		(void)!write(pipefd[1], &b, 1);
 	errno = saved;
-}
-
-static void read_config(const char *path, char *out, size_t size)
-{
-	char buf[512];
-	ssize_t n = -1;
-	int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
-
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-	}
-	if (n < 0) {
-		snprintf(out, size, "-");
-		return;
-	}
-	size_t o = 0;
-	for (ssize_t i = 0; i < n && o + 5 < size; i++) {
-		unsigned char c = (unsigned char)buf[i];
-		if (c == '\n')
-			o += (size_t)snprintf(out + o, size - o, "\\n");
-		else if (c < 0x21 || c >= 0x7f || c == '\\')
-			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
-		else
-			out[o++] = (char)c;
-	}
-	out[o] = '\0';
 }
 
 static long long now_us(void)

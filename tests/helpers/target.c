@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
+
 static int pipefd[2];
 static const int caught[] = { SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGWINCH };
 
@@ -42,33 +44,6 @@ static void say(const char *line)
 			exit(1);
 		off += (size_t)n;
 	}
-}
-
-static void read_config(const char *path, char *out, size_t size)
-{
-	char buf[2048];
-	ssize_t n = -1;
-	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-	}
-	if (n < 0) {
-		snprintf(out, size, "-");
-		return;
-	}
-	size_t o = 0;
-	for (ssize_t i = 0; i < n && o + 5 < size; i++) {
-		unsigned char c = (unsigned char)buf[i];
-		if (c == '\n')
-			o += (size_t)snprintf(out + o, size - o, "\\n");
-		else if (c < 0x21 || c >= 0x7f || c == '\\')
-			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
-		else
-			out[o++] = (char)c;
-	}
-	out[o] = '\0';
 }
 
 static void install(bool ignore)

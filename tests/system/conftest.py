@@ -13,6 +13,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -379,6 +380,23 @@ class Target(Helper):
         self.proc.out.pos = 0  # workers may report before their master
         for _ in range(n):
             self.workers.append(int(self.proc.out.expect(r"^worker (\d+)$").group(1)))
+
+
+# ---- sigreload's HTTP endpoint ---------------------------------------------------------------
+
+def http_get(addr, path, method="GET", source="127.0.0.1", timeout=TIMEOUT):
+    """(status, body) of one request to addr ("host:port"); source picks the client's loopback
+    address (the per-address connection limit is sigreload's, not the test's)."""
+    host, port = addr.rsplit(":", 1)
+    conn = socket.create_connection((host, int(port)), timeout=timeout,
+                                    source_address=(source, 0))
+    with conn:
+        conn.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
 
 
 # ---- rule files and what targets print ------------------------------------------------------

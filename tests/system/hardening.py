@@ -4,12 +4,12 @@ and the C helpers they start (tests/helpers/)."""
 
 import os
 import re
-import socket
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from conftest import TIMEOUT, Helper, escaped, helper, rule, rules, settle  # noqa: F401 (re-exported)
+from conftest import http_get as get
 
 SANITIZED = os.environ.get("SIGRELOAD_SANITIZED") == "1"  # make asan: slower, more memory
 
@@ -33,18 +33,6 @@ def address(r):
                 return ev["address"]
         time.sleep(0.05)
     raise AssertionError("sigreload does not say where it serves /metrics")
-
-
-def get(addr, path, timeout=TIMEOUT):
-    """(status, body) of GET path."""
-    host, port = addr.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=timeout) as conn:
-        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := conn.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode()
 
 
 def healthz_latency(r, timeout=TIMEOUT):

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 
 from conftest import BIN, TIMEOUT, Log, Reloader, Target, sigreload, start
+from conftest import http_get as get
 from kubelet import AtomicVolume
 
 FAST = "debounce: 50ms\nverify_after: 100ms\n"
@@ -27,20 +28,6 @@ def rule(name, path, comm, extra=""):
 
 def address(r):
     return r.log.expect("serving /metrics, /healthz, /readyz")["address"]
-
-
-def get(addr, path, method="GET", source="127.0.0.1"):
-    """(status, body) of one request; source picks the client's loopback address."""
-    host, port = addr.rsplit(":", 1)
-    conn = socket.create_connection((host, int(port)), timeout=TIMEOUT,
-                                    source_address=(source, 0))
-    with conn:
-        conn.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := conn.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode()
 
 
 def scrape(addr):
