@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "cleanup.h"
 
 #define READ_CHUNK   (128 * 1024)
@@ -96,14 +97,8 @@ static int list_add(DigestList *l, const char *name, const unsigned char sha[DIG
 {
 	if (l->n >= DIGEST_MAX_FILES)
 		return -E2BIG;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		DigestEntry *v = reallocarray(l->v, cap, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (ARRAY_RESERVE(l->v, l->cap, l->n) < 0)
+		return -ENOMEM;
 	if (!(l->v[l->n].name = strdup(name)))
 		return -ENOMEM;
 	memcpy(l->v[l->n].sha, sha, DIGEST_LEN);

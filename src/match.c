@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "cleanup.h"
 
 struct Matcher {
@@ -218,14 +219,8 @@ static int add_target(TargetList *l, ProcEntry *e, bool details)
 
 	if (!st)
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 8;
-		Target *v = reallocarray(l->v, cap, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (ARRAY_RESERVE(l->v, l->cap, l->n) < 0)
+		return -ENOMEM;
 	Target *t = &l->v[l->n];
 	*t = (Target){ .pid = st->pid, .ppid = st->ppid, .starttime = st->starttime };
 	memcpy(t->comm, st->comm, sizeof(t->comm));

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "array.h"
 #include "cleanup.h"
 
 #define MAX_SYMLINKS 40
@@ -100,14 +101,8 @@ static int plan_add(DirSet *plan, const char *dir, const char *name, size_t i, u
 	if (!d) {
 		if (plan->n >= WATCH_MAX_DIRS)
 			return -E2BIG;
-		if (plan->n == plan->cap) {
-			size_t cap = plan->cap ? plan->cap * 2 : 16;
-			Dir *v = reallocarray(plan->v, cap, sizeof(*v));
-			if (!v)
-				return -ENOMEM;
-			plan->v = v;
-			plan->cap = cap;
-		}
+		if (ARRAY_RESERVE(plan->v, plan->cap, plan->n) < 0)
+			return -ENOMEM;
 		d = &plan->v[plan->n];
 		*d = (Dir){ .wd = -1, .dev = st.st_dev, .ino = st.st_ino, .path = strdup(dir) };
 		if (!d->path)
@@ -127,14 +122,8 @@ static int plan_add(DirSet *plan, const char *dir, const char *name, size_t i, u
 			d->v[kept++] = *in;
 	}
 	d->n = kept;
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 4;
-		Interest *v = reallocarray(d->v, cap, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		d->v = v;
-		d->cap = cap;
-	}
+	if (ARRAY_RESERVE(d->v, d->cap, d->n) < 0)
+		return -ENOMEM;
 	d->v[d->n] = (Interest){ .path = i, .name = name ? strdup(name) : NULL };
 	if (name && !d->v[d->n].name)
 		return -ENOMEM;
