@@ -27,8 +27,10 @@ fi
 mkdir -p "$cache/bin"
 
 have_version() { # BINARY ARGS... EXPECTED: the binary runs and prints EXPECTED
-	local expected=${*: -1}
-	[ -x "$1" ] && "${@:1:$#-1}" 2>/dev/null | grep -qF "$expected"
+	local expected=${*: -1} out
+	# the output is taken whole first: with pipefail, `cmd | grep -q` fails whenever grep has
+	# matched and gone before cmd finished writing (SIGPIPE), which made a fresh install fail
+	[ -x "$1" ] && out=$("${@:1:$#-1}" 2>/dev/null) && [[ $out == *"$expected"* ]]
 }
 
 install_helm_kubectl() {
