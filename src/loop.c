@@ -36,26 +36,11 @@ void loop_free(Loop *loop)
 	free(loop);
 }
 
-static int ctl(Loop *loop, int op, Source *src, uint32_t events)
+int loop_add(Loop *loop, Source *src, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = src };
 
-	return epoll_ctl(loop->epfd, op, src->fd, &ev) < 0 ? -errno : 0;
-}
-
-int loop_add(Loop *loop, Source *src, uint32_t events)
-{
-	return ctl(loop, EPOLL_CTL_ADD, src, events);
-}
-
-int loop_modify(Loop *loop, Source *src, uint32_t events)
-{
-	return ctl(loop, EPOLL_CTL_MOD, src, events);
-}
-
-int loop_remove(Loop *loop, Source *src)
-{
-	return ctl(loop, EPOLL_CTL_DEL, src, 0);
+	return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, src->fd, &ev) < 0 ? -errno : 0;
 }
 
 int loop_run(Loop *loop, LoopDispatchFn fn, void *userdata)

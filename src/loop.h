@@ -24,8 +24,6 @@ int loop_new(Loop **out);
 void loop_free(Loop *loop);
 
 int loop_add(Loop *loop, Source *src, uint32_t events);
-int loop_modify(Loop *loop, Source *src, uint32_t events);
-int loop_remove(Loop *loop, Source *src);
 
 /* Called for each ready source. Returns 0 to go on, > 0 to stop the loop with that value,
  * < 0 (an -errno) to stop with an error. */

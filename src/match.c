@@ -186,7 +186,8 @@ bool match_uid(const Matcher *m, uid_t *out)
 	return m->has_uid;
 }
 
-int match_process(const Matcher *m, ProcEntry *e)
+/* 1 if the process matches every key, 0 if not (or it vanished, or its exe is unreadable). */
+static int match_process(const Matcher *m, ProcEntry *e)
 {
 	const char *s;
 	uid_t uid;

@@ -22,8 +22,6 @@ const char *match_cmdline(const Matcher *m);
 const char *match_exe(const Matcher *m);
 bool match_uid(const Matcher *m, uid_t *out);
 
-/* 1 if the process matches every key, 0 if not (or it vanished, or its exe is unreadable). */
-int match_process(const Matcher *m, ProcEntry *e);
 
 typedef struct Target {
 	pid_t pid, ppid;

@@ -57,7 +57,7 @@ typedef struct DirSet {
 typedef struct PathState {
 	char *path;
 	unsigned owner;
-	bool exists, armed;
+	bool armed;
 } PathState;
 
 struct Watch {
@@ -283,14 +283,13 @@ static int plan_tree(Planner *p, const char *dir)
 	return r;
 }
 
-static int plan_path(DirSet *plan, size_t i, const char *path, bool *exists)
+static int plan_path(DirSet *plan, size_t i, const char *path)
 {
 	Planner p = { .plan = plan, .path = i };
 	char out[PATH_MAX];
 	Kind kind;
 
 	int r = resolve(&p, "/", path, out, &kind);
-	*exists = r == 0 && kind != KIND_MISSING;
 	if (r == 0 && kind == KIND_DIR)
 		r = plan_tree(&p, out);
 	return r == -ELOOP || r == -ENOTDIR || r == -EACCES ? 0 : r;
@@ -323,7 +322,7 @@ static int arm_once(Watch *w)
 
 	for (size_t i = 0; i < w->n_paths; i++) {
 		w->paths[i].armed = true;
-		int e = plan_path(&plan, i, w->paths[i].path, &w->paths[i].exists);
+		int e = plan_path(&plan, i, w->paths[i].path);
 		if (e == -ENOMEM) {
 			dirset_done(&plan);
 			return e;
@@ -555,11 +554,6 @@ size_t watch_count(const Watch *w)
 uint64_t watch_events(const Watch *w)
 {
 	return w->events;
-}
-
-bool watch_path_exists(const Watch *w, size_t i)
-{
-	return i < w->n_paths && w->paths[i].exists;
 }
 
 bool watch_path_armed(const Watch *w, size_t i)

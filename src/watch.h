@@ -62,9 +62,8 @@ size_t watch_count(const Watch *w);
 /* inotify events read so far. */
 uint64_t watch_events(const Watch *w);
 
-/* Whether path (index into the last watch_set) resolved to something that exists, and whether
- * every directory it needs is watched. */
-bool watch_path_exists(const Watch *w, size_t i);
+/* Whether every directory path (index into the last watch_set) needs is watched; a path that
+ * does not exist yet counts when its nearest existing ancestor is. */
 bool watch_path_armed(const Watch *w, size_t i);
 
 /* True when path is, or lies in, a mount of its own that looks like a Kubernetes subPath mount
