@@ -1002,6 +1002,25 @@ bool rules_same_paths(const Rule *a, const Rule *b)
 	return true;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool rules_same_action(const Rule *a, const Rule *b)
+{
+	uid_t ua = 0, ub = 0;
+
+	if (!a->match || !b->match)
+		return false; /* http actions: compared once the parser fills them */
+	return same_str(match_comm(a->match), match_comm(b->match)) &&
+	       same_str(match_cmdline(a->match), match_cmdline(b->match)) &&
+	       same_str(match_exe(a->match), match_exe(b->match)) &&
+	       match_uid(a->match, &ua) == match_uid(b->match, &ub) && ua == ub &&
+	       a->leaders_only == b->leaders_only && a->signal == b->signal && !a->verify &&
+	       !b->verify;
+}
+
 /* Length of the UTF-8 sequence at s and its code point, or 0 if it is not valid UTF-8. */
 static size_t utf8_decode(const unsigned char *s, uint32_t *out)
 {

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <regex.h>
 
 #include "log.h"
 #include "match.h"
@@ -20,21 +21,55 @@
 
 typedef struct Settings {
 	uint64_t debounce_ms, max_wait_ms, resync_ms, handler_wait_ms, verify_after_ms;
+	uint64_t min_interval_ms, start_grace_ms;
 	LogFormat log_format;
 	LogLevel log_level;
 	char *metrics_listen; /* "" disables the HTTP endpoint */
 } Settings;
 
-/* One rule after defaults: every field is set. Plain read-only data once loaded. */
+/* An HTTP request sigreload makes: a rule's action (http:), or its verification (verify:). */
+typedef struct HttpRequest {
+	char *url; /* http:// or https://, its userinfo removed (moved to username, password) */
+	char *method; /* POST for an action (default), GET for verify */
+	int *expect_status; /* accepted statuses; n_expect_status 0: any 2xx */
+	size_t n_expect_status;
+	uint64_t timeout_ms; /* per attempt */
+	char **headers; /* "Name: value" */
+	size_t n_headers;
+	char *bearer_token_file; /* read again at every attempt */
+	char *username, *password, *password_file; /* basic auth */
+	char *ca_file, *cert_file, *key_file, *server_name;
+	bool insecure_skip_verify;
+} HttpRequest;
+
+typedef struct HttpAction {
+	HttpRequest req;
+	unsigned retries; /* attempts after a failure; backoff from 1 s, doubling, at most 30 s */
+} HttpAction;
+
+/* Read once just before the action, then polled after it until the answer differs from that
+ * first read and matches; timeout bounds the polling. */
+typedef struct Verify {
+	HttpRequest req; /* GET; expect_status; timeout_ms (default 10 s) */
+	char *expect_body; /* an ERE as written, or NULL */
+	regex_t body_re; /* compiled when expect_body is set */
+} Verify;
+
+/* One rule after defaults: every field is set. Plain read-only data once loaded. A rule has
+ * exactly one action: match (signal its processes) or http (request a URL). */
 typedef struct Rule {
 	char *name;
 	char **paths; /* absolute, normalised (no "//", no trailing '/') */
 	size_t n_paths;
-	Matcher *match;
+	Matcher *match; /* NULL for an http rule */
+	HttpAction *http; /* NULL for a signal rule */
+	Verify *verify; /* NULL: none */
 	bool leaders_only;
 	bool signal_on_start;
 	int signal;
 	uint64_t debounce_ms, max_wait_ms, handler_wait_ms, verify_after_ms;
+	uint64_t min_interval_ms; /* at most one delivery per interval (0: no limit) */
+	uint64_t start_grace_ms; /* a target younger than this is signaled once it is this old */
 } Rule;
 
 typedef struct Rules {
@@ -70,6 +105,11 @@ const Rule *rules_find(const Rules *rules, const char *name);
 
 /* True when both rules watch the same paths (in the same order). */
 bool rules_same_paths(const Rule *a, const Rule *b);
+
+/* True when both rules tell the same targets the same way: the same match (or http action),
+ * leaders_only, signal and verify. A rule-file reload that changes these hands the rule's
+ * state on as "targets not known to hold the current content". */
+bool rules_same_action(const Rule *a, const Rule *b);
 
 /* The resolved plan as a YAML rule file (every default written out) that check accepts again. */
 void rules_print(const Rules *rules, FILE *f);

@@ -687,11 +687,18 @@ def test_rule_file_flipped_between_valid_and_invalid_1000_times(pod, workdir):
                 and e.get("rule") in ("evil", "broken")], "an invalid version was half-applied"
     assert evil.signals() == [] and t.signals() == [] and t2.signals() == []
     assert r.proc.p.poll() is None
-    # the last valid rules are in force: app now sends SIGUSR1, and rule two exists
-    conf.write_text("v2\n")
+    # the last valid rules are in force: app now sends SIGUSR1, and rule two exists (files
+    # replaced by rename: with debounce 0, an in-place write's truncation is a change too)
+    replace_file(conf, "v2\n")
     assert t.expect_signal() == (t.pid, "master", "SIGUSR1", escaped("v2\n"))
-    other.write_text("o2\n")
+    replace_file(other, "o2\n")
     assert t2.expect_signal() == (t2.pid, "master", "SIGHUP", escaped("o2\n"))
+
+
+def replace_file(path, text):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 BOMB = "^a+*+*+*+*+*+*+*"  # 16 bytes: glibc's regcomp runs for minutes
