@@ -670,18 +670,23 @@ static uint64_t min_due(uint64_t a, uint64_t b)
 	return !a ? b : !b ? a : a < b ? a : b;
 }
 
+/* Arms the timer for the earliest deadline. With nothing due but a resync or an HTTP client's
+ * timeout, the loop is idle: said at debug level, so that a test can wait for the fact that
+ * everything it caused has been acted on, rather than sleep. */
 static int arm_timer(Engine *e)
 {
-	uint64_t due = min_due(e->config_burst.due, e->resync_due);
-
-	if (e->http)
-		due = min_due(due, http_deadline(e->http));
+	uint64_t due = e->config_burst.due;
 
 	for (size_t i = 0; i < e->n_states; i++) {
 		due = min_due(due, e->states[i].burst.due);
 		if (e->states[i].d.phase != PHASE_IDLE)
 			due = min_due(due, e->states[i].d.due);
 	}
+	if (!due)
+		log_debug("idle");
+	due = min_due(due, e->resync_due);
+	if (e->http)
+		due = min_due(due, http_deadline(e->http));
 	return timer_arm(e->timer, due ? due : TIMER_NEVER);
 }
 
