@@ -13,6 +13,7 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ typedef struct Walk {
 	const DigestHooks *hooks;
 	bool vanished;
 	bool in_volume; /* below a ..data link, where only ..-names are the kubelet's */
+	char data_target[NAME_MAX + 1]; /* where that ..data link pointed, "" outside a volume */
 	size_t depth;
 	dev_t dev[DIGEST_MAX_DEPTH];
 	ino_t ino[DIGEST_MAX_DEPTH];
@@ -128,6 +130,47 @@ static void skip(Walk *w, const char *why)
 		w->hooks->skip(w->name, why, w->hooks->userdata);
 }
 
+/* The digest fails here: the caller is told where, then gets err. */
+static int failed(Walk *w, int err)
+{
+	if (w->hooks && w->hooks->failed)
+		w->hooks->failed(w->name, err, w->hooks->userdata);
+	return -err;
+}
+
+/* Errors of the system rather than of a file: they pass, so the digest fails and is retried,
+ * and a file never counts by its identity for them. */
+static bool system_trouble(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS || err == EAGAIN ||
+	       err == EINTR;
+}
+
+/* Whether a file that cannot be opened or read counts by its identity rather than failing. */
+static bool counts_by_identity(const Walk *w, int err)
+{
+	return err == EACCES || err == EPERM ||
+	       (w->hooks && w->hooks->identity_on_error && !system_trouble(err) && err != ENOENT &&
+		err != ECANCELED);
+}
+
+/* A file (or directory) nobody lets us read counts by what identifies its version: the kubelet
+ * gives every update new inodes and a new ..data target, so a rotation still changes the
+ * digest. A touch changes it too (its ctime): a spurious reload is the price of not reading. */
+static int add_identity(Walk *w, const struct stat *st, int err)
+{
+	unsigned char sha[DIGEST_LEN];
+	char id[NAME_MAX + 160];
+
+	int n = snprintf(id, sizeof(id), "unreadable\n%s\n%ju:%ju\n%jd.%09ld\n%jd\n",
+			 w->data_target, (uintmax_t)st->st_dev, (uintmax_t)st->st_ino,
+			 (intmax_t)st->st_ctim.tv_sec, st->st_ctim.tv_nsec, (intmax_t)st->st_size);
+	digest_buf(id, (size_t)n < sizeof(id) ? (size_t)n : sizeof(id) - 1, sha);
+	if (w->hooks && w->hooks->unreadable)
+		w->hooks->unreadable(w->name, err, w->hooks->userdata);
+	return list_add(w->list, w->name, sha);
+}
+
 /* Something that is not a file is never opened. Below the rule's path it is left out; as the
  * path itself it fails the digest (-EINVAL), so the rule is held rather than emptied. */
 static int not_a_file(Walk *w, mode_t mode)
@@ -149,7 +192,7 @@ static int fault(Walk *w, const char *what, int err)
 	char why[128];
 
 	if (w->depth == 0)
-		return -err; /* the rule's path itself: nothing was read, so nothing changed */
+		return failed(w, err); /* the rule's path itself: nothing read, nothing changed */
 	switch (err) {
 	case ENOENT:
 		w->vanished = true;
@@ -164,22 +207,24 @@ static int fault(Walk *w, const char *what, int err)
 		skip(w, why);
 		return 0;
 	default:
-		return -err;
+		return failed(w, err);
 	}
 }
 
 /* Hashes dirfd/rel (rel may be an absolute path with dirfd AT_FDCWD) if it is still a regular
  * file when opened: a FIFO put there since the stat is never read, nor waited for. */
-static int walk_file(Walk *w, int dirfd, const char *rel)
+static int walk_file(Walk *w, int dirfd, const char *rel, const struct stat *seen)
 {
 	unsigned char sha[DIGEST_LEN];
 	struct stat st;
 
 	_cleanup_close_ int fd = openat(dirfd, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 && counts_by_identity(w, errno))
+		return add_identity(w, seen, errno);
 	if (fd < 0)
 		return fault(w, "open", errno);
 	if (fstat(fd, &st) < 0)
-		return -errno;
+		return failed(w, errno);
 	if (!S_ISREG(st.st_mode))
 		return not_a_file(w, st.st_mode);
 	/* Up to the size it has now: a file that grows while it is read still ends. */
@@ -187,6 +232,8 @@ static int walk_file(Walk *w, int dirfd, const char *rel)
 	int r = hash_fd(fd, limit, w->hooks, sha);
 	if (r == -ECANCELED)
 		return r;
+	if (r < 0 && counts_by_identity(w, -r))
+		return add_identity(w, &st, -r);
 	if (r < 0)
 		return fault(w, "read", -r);
 	return list_add(w->list, w->name, sha);
@@ -208,7 +255,7 @@ static int walk_entry(Walk *w, int dirfd, const char *rel)
 		return fault(w, "stat", err);
 	}
 	if (S_ISREG(st.st_mode))
-		return walk_file(w, dirfd, rel);
+		return walk_file(w, dirfd, rel, &st);
 	if (!S_ISDIR(st.st_mode))
 		return not_a_file(w, st.st_mode);
 	for (size_t i = 0; i < w->depth; i++)
@@ -221,6 +268,8 @@ static int walk_entry(Walk *w, int dirfd, const char *rel)
 		return 0;
 	}
 	_cleanup_close_ int fd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && counts_by_identity(w, errno))
+		return add_identity(w, &st, errno);
 	if (fd < 0)
 		return fault(w, "open the directory", errno);
 	w->dev[w->depth] = st.st_dev;
@@ -283,13 +332,20 @@ static int walk_dir(Walk *w, int dirfd)
 	/* An AtomicWriter volume: its keys are the entries of the directory ..data points to, read
 	 * through one fd so that a swap during the walk cannot mix two versions. */
 	_cleanup_close_ int data = openat(dirfd, "..data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char outer[sizeof(w->data_target)];
 	bool was = w->in_volume;
 
 	if (data < 0)
 		return walk_names(w, dirfd);
+	memcpy(outer, w->data_target, sizeof(outer));
+	/* read after the open: an unreadable key's identity may name a newer version than the one
+	 * read, never an older one, and the next event brings the digest up to date */
+	ssize_t n = readlinkat(dirfd, "..data", w->data_target, sizeof(w->data_target) - 1);
+	w->data_target[n > 0 ? n : 0] = '\0';
 	w->in_volume = true;
 	int r = walk_names(w, data);
 	w->in_volume = was;
+	memcpy(w->data_target, outer, sizeof(outer));
 	return r;
 }
 
@@ -308,9 +364,9 @@ int digest_tree(const char *path, DigestList *list, const DigestHooks *hooks)
 	}
 	strcpy(w->name, path);
 	if (stat(path, &st) < 0) {
-		r = -errno;
+		r = failed(w, errno);
 	} else if (S_ISREG(st.st_mode)) {
-		r = walk_file(w, AT_FDCWD, path);
+		r = walk_file(w, AT_FDCWD, path, &st);
 	} else if (S_ISDIR(st.st_mode)) {
 		/* strip trailing slashes so that names read "/dir/x", not "/dir//x" */
 		for (size_t n = strlen(w->name); n > 1 && w->name[n - 1] == '/'; n--)

@@ -2,6 +2,7 @@
 #ifndef SIGRELOAD_DIGEST_H
 #define SIGRELOAD_DIGEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define DIGEST_LEN	 32
@@ -27,10 +28,19 @@ typedef struct DigestList {
 typedef struct DigestHooks {
 	/* Told about each thing left out of the digest and why ("not a regular file (FIFO)"). */
 	void (*skip)(const char *name, const char *why, void *userdata);
+	/* Told about each file or directory that exists but cannot be read (err: EACCES, say):
+	 * it counts by its identity instead of its content (see digest_tree). */
+	void (*unreadable)(const char *name, int err, void *userdata);
+	/* Told where a digest failed (the file or directory, named as in the digest), just before
+	 * the failure is returned. */
+	void (*failed)(const char *name, int err, void *userdata);
 	/* Called every DIGEST_TICK_BYTES read, so that a big file cannot keep an event loop from
 	 * its urgent work; a nonzero return abandons the digest with -ECANCELED. */
 	int (*tick)(void *userdata);
 	void *userdata;
+	/* A read error of a file's own (EIO, say) counts the file by its identity too, rather
+	 * than failing the digest: a caller's last resort after retries. */
+	bool identity_on_error;
 } DigestHooks;
 
 /* SHA-256 of everything readable from fd, streamed through a fixed buffer. 0 or -errno. */
@@ -43,9 +53,12 @@ void digest_buf(const void *buf, size_t len, unsigned char out[DIGEST_LEN]);
 /* Appends the regular files reachable from path to list: the file itself, or every file below
  * a directory, following symlinks, skipping names that start with '.', reading a directory that
  * holds "..data" (a ConfigMap or Secret volume) through that link in one consistent step. A
- * file is read up to the size it had when opened (a growing log ends). Below path, what cannot
- * be read for a reason of its own (a FIFO, a loop, a permission) is reported and skipped; path
- * itself must be readable. Returns 0; -ENOENT if path (or its symlink's target) is missing;
+ * file is read up to the size it had when opened (a growing log ends). A file or directory that
+ * exists but may not be read (a Secret with defaultMode 0400, another uid) counts by its
+ * identity: its name, inode, ctime and size, and the ..data target it was found through, all
+ * of which the kubelet changes on every update. Below path, what cannot be read for another
+ * reason of its own (a FIFO, a loop) is reported and skipped; path itself must be found.
+ * Returns 0; -ENOENT if path (or its symlink's target) is missing;
  * -EINVAL if it is neither a regular file nor a directory; -EAGAIN if files vanished while it
  * was read; -E2BIG past DIGEST_MAX_FILES; -ECANCELED from the tick; other -errno. hooks may
  * be NULL. */

@@ -19,59 +19,32 @@
 #include "log.h"
 #include "match.h"
 #include "metrics.h"
-#include "notify.h"
 #include "proc.h"
+#include "rulestate.h"
 #include "signame.h"
 #include "timer.h"
 #include "watch.h"
 
 #define CONFIG_OWNER UINT_MAX
-/* How often a target without a handler is looked at again, within handler_wait. */
-#define HANDLER_RETRY_NS (100 * NSEC_PER_MSEC)
-/* How soon a digest that failed for a passing reason (no fd left, I/O) is tried again. */
-#define DIGEST_RETRY_NS (1000 * NSEC_PER_MSEC)
 
-typedef enum { PHASE_IDLE, PHASE_HANDLER_WAIT, PHASE_VERIFY } Phase;
-
-/* One reload in flight: targets waiting for a handler, then signaled ones being verified. */
-typedef struct Delivery {
-	Phase phase;
-	unsigned char digest[DIGEST_LEN];
-	uint64_t burst_start; /* first event of the burst it answers; 0 at start-up */
-	uint64_t handler_deadline;
-	uint64_t due;
-	Pinned *pending, *sent; /* sent: pinned until verified */
-	size_t n_pending, n_sent, n_signaled, n_failed;
-	const char *reason; /* of the first failure */
-	bool waiting_logged;
-} Delivery;
-
-/* Debounce of one burst of events: due at the earliest of quiet-for-debounce and max_wait. */
-typedef struct Burst {
-	uint64_t start, due; /* due 0: no burst */
-} Burst;
-
-typedef struct RuleState {
-	const Rule *rule;
-	bool known; /* signaled holds the digest the targets last reloaded at (or start-up's) */
-	bool held;
-	unsigned char signaled[DIGEST_LEN];
-	Burst burst;
-	Delivery d;
-} RuleState;
+/* The rule file's own debounce. */
+typedef struct ConfigBurst {
+	uint64_t start, due; /* due 0: none */
+} ConfigBurst;
 
 struct Engine {
 	EngineOptions opt;
 	Rules *rules;
-	RuleState *states;
+	RuleState **states; /* one per rule, in the order of rules->v */
 	size_t n_states;
+	RuleEnv env;
 	Loop *loop;
 	Source *signals;
 	Watch *watch;
 	Timer *timer;
 	char *config_path; /* absolute, to watch */
-	unsigned char config_digest[DIGEST_LEN]; /* of the content last loaded or tried */
-	Burst config_burst;
+	unsigned char config_digest[DIGEST_LEN]; /* of the bytes last loaded or tried */
+	ConfigBurst config_burst;
 	uint64_t resync_due;
 	Metrics *metrics;
 	Http *http;
@@ -80,252 +53,14 @@ struct Engine {
 	bool stopping, reload_pending; /* signals taken, acted on between steps */
 };
 
-static void hex(const unsigned char *d, char out[DIGEST_HEX_LEN])
-{
-	digest_hex(d, out);
-}
-
-/* The digest the targets now hold (or nobody needed telling about). */
-static void set_signaled(Engine *e, RuleState *s, const unsigned char *digest)
-{
-	memcpy(s->signaled, digest, DIGEST_LEN);
-	s->known = true;
-	metrics_config_hash(e->metrics, s->rule->name, digest);
-}
-
-static void burst_event(Burst *b, uint64_t now, uint64_t debounce_ms, uint64_t max_wait_ms)
-{
-	if (!b->due)
-		b->start = now;
-	uint64_t quiet = now + debounce_ms * NSEC_PER_MSEC,
-		 cap = b->start + max_wait_ms * NSEC_PER_MSEC;
-	b->due = quiet < cap ? quiet : cap;
-}
-
-/* ---- delivery ---------------------------------------------------------------------------- */
-
-static void delivery_reset(Delivery *d)
-{
-	for (size_t i = 0; i < d->n_pending; i++)
-		notify_unpin(&d->pending[i]);
-	for (size_t i = 0; i < d->n_sent; i++)
-		notify_unpin(&d->sent[i]);
-	free(d->pending);
-	free(d->sent);
-	*d = (Delivery){ .phase = PHASE_IDLE };
-}
-
-static void delivery_fail(Engine *e, RuleState *s, const Pinned *p, SignalError reason,
-			  const char *why)
-{
-	char sig[SIGNAME_MAX];
-
-	s->d.n_failed++;
-	if (!s->d.reason)
-		s->d.reason = metrics_reason_name(reason);
-	metrics_signal_error(e->metrics, s->rule->name, reason);
-	log_error("signal failed", LF_STR("rule", s->rule->name), LF_INT("pid", p->pid),
-		  LF_STR("signal", signame_format(s->rule->signal, sig)),
-		  LF_STR("reason", metrics_reason_name(reason)), LF_STR("err", why));
-}
-
-static void finalize(Engine *e, RuleState *s)
-{
-	char digest[DIGEST_HEX_LEN];
-	Delivery *d = &s->d;
-
-	hex(d->digest, digest);
-	metrics_reload(e->metrics, s->rule->name, d->n_failed ? RESULT_FAILED : RESULT_SIGNALED);
-	if (d->n_failed == 0) {
-		set_signaled(e, s, d->digest);
-		log_info("reloaded", LF_STR("rule", s->rule->name),
-			 LF_UINT("targets", d->n_signaled), LF_STR("sha256", digest));
-	} else {
-		/* The digest stays where it was: the next event retries. */
-		log_error("reload failed", LF_STR("rule", s->rule->name),
-			  LF_STR("reason", d->reason), LF_UINT("failed", d->n_failed),
-			  LF_UINT("signaled", d->n_signaled), LF_STR("sha256", digest));
-	}
-	delivery_reset(d);
-}
-
-static int push(Pinned **v, size_t *n, const Pinned *p)
-{
-	Pinned *nv = reallocarray(*v, *n + 1, sizeof(**v));
-
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	nv[(*n)++] = *p;
-	return 0;
-}
-
-/* Sends to one target whose handler is in place; it moves to sent, or counts as failed. */
-static void send_one(Engine *e, RuleState *s, Pinned *p, uint64_t now)
-{
-	const Rule *r = s->rule;
-	char sig[SIGNAME_MAX], digest[DIGEST_HEX_LEN], delay[32], why[256];
-	int res = e->opt.dry_run ? 0 : notify_send(p, r->signal);
-
-	if (res == -EPERM) {
-		notify_explain_eperm(p->pid, why, sizeof(why));
-		delivery_fail(e, s, p, REASON_EPERM, why);
-	} else if (res == -ESRCH) {
-		delivery_fail(e, s, p, REASON_ESRCH, "the process exited before the signal");
-	} else if (res < 0) {
-		delivery_fail(e, s, p, REASON_OTHER, strerror(-res));
-	}
-	if (res < 0) {
-		notify_unpin(p);
-		return;
-	}
-	snprintf(delay, sizeof(delay), "%.3f",
-		 s->d.burst_start ? (double)(now - s->d.burst_start) / 1e6 : 0.0);
-	log_info(e->opt.dry_run ? "would signal (dry run)" : "signaled", LF_STR("rule", r->name),
-		 LF_STR("signal", signame_format(r->signal, sig)), LF_INT("pid", p->pid),
-		 LF_STR("sha256", (hex(s->d.digest, digest), digest)),
-		 LF_STR("since_event_ms", delay));
-	s->d.n_signaled++;
-	if (!e->opt.dry_run)
-		metrics_signal_sent(e->metrics, r->name, r->signal);
-	if (e->opt.dry_run || push(&s->d.sent, &s->d.n_sent, p) < 0)
-		notify_unpin(p);
-}
-
-/* Tries every target still waiting; decides what comes next for the delivery. */
-static void deliver(Engine *e, RuleState *s)
-{
-	const Rule *r = s->rule;
-	Delivery *d = &s->d;
-	uint64_t now = timer_now();
-	size_t kept = 0;
-	char sig[SIGNAME_MAX], why[128];
-
-	for (size_t i = 0; i < d->n_pending; i++) {
-		Pinned *p = &d->pending[i];
-		int ready = r->handler_wait_ms == 0 ? 1 : notify_ready(p, r->signal);
-		if (ready < 0) {
-			delivery_fail(e, s, p, ready == -ESRCH ? REASON_ESRCH : REASON_OTHER,
-				      ready == -ESRCH ? "the process exited before the signal"
-						      : strerror(-ready));
-			notify_unpin(p);
-		} else if (ready == 0 && now < d->handler_deadline) {
-			d->pending[kept++] = *p;
-		} else if (ready == 0) {
-			snprintf(why, sizeof(why),
-				 "no handler for %s after %llums: not signaled, "
-				 "its default action would end it",
-				 signame_format(r->signal, sig),
-				 (unsigned long long)r->handler_wait_ms);
-			delivery_fail(e, s, p, REASON_NO_HANDLER, why);
-			notify_unpin(p);
-		} else {
-			send_one(e, s, p, now);
-		}
-	}
-	d->n_pending = kept;
-	if (kept > 0) {
-		if (!d->waiting_logged)
-			log_info("waiting for a signal handler", LF_STR("rule", r->name),
-				 LF_UINT("targets", kept),
-				 LF_STR("signal", signame_format(r->signal, sig)));
-		d->waiting_logged = true;
-		uint64_t retry = now + HANDLER_RETRY_NS;
-		d->due = retry < d->handler_deadline ? retry : d->handler_deadline;
-		return;
-	}
-	if (d->n_sent > 0 && r->verify_after_ms > 0) {
-		d->phase = PHASE_VERIFY;
-		d->due = now + r->verify_after_ms * NSEC_PER_MSEC;
-		return;
-	}
-	finalize(e, s);
-}
-
-static void verify(Engine *e, RuleState *s)
-{
-	Delivery *d = &s->d;
-
-	for (size_t i = 0; i < d->n_sent; i++)
-		if (!notify_alive(&d->sent[i]))
-			delivery_fail(e, s, &d->sent[i], REASON_TARGET_EXITED,
-				      "the process exited after the signal");
-	finalize(e, s);
-}
-
-/* A changed digest: find the targets now and start signaling them. */
-static void start_delivery(Engine *e, RuleState *s, const unsigned char *digest,
-			   uint64_t burst_start)
-{
-	const Rule *r = s->rule;
-	Delivery *d = &s->d;
-	TargetList l = { 0 };
-	char hexd[DIGEST_HEX_LEN];
-
-	*d = (Delivery){ .phase = PHASE_HANDLER_WAIT,
-			 .burst_start = burst_start,
-			 .handler_deadline = timer_now() + r->handler_wait_ms * NSEC_PER_MSEC };
-	memcpy(d->digest, digest, DIGEST_LEN);
-	int res = match_find(r->match, r->leaders_only, false, &l);
-	if (res < 0) {
-		log_error("cannot scan /proc", LF_STR("rule", r->name), LF_ERRNO(-res));
-		d->n_failed = 1;
-		d->reason = metrics_reason_name(REASON_OTHER);
-		finalize(e, s);
-		return;
-	}
-	for (size_t i = 0; i < l.n; i++) {
-		Pinned p;
-		if (!l.v[i].leader)
-			continue;
-		int pin = notify_pin(l.v[i].pid, l.v[i].starttime, &p);
-		if (pin == -ESRCH)
-			continue; /* gone since the scan: nothing left to reload */
-		if (pin < 0 || push(&d->pending, &d->n_pending, &p) < 0) {
-			/* never a target dropped in silence */
-			Pinned gone = { .pid = l.v[i].pid, .pidfd = -1 };
-			delivery_fail(e, s, &gone, REASON_OTHER,
-				      pin < 0 ? strerror(-pin) : "out of memory");
-			if (pin == 0)
-				notify_unpin(&p);
-		}
-	}
-	target_list_done(&l);
-	if (d->n_pending == 0 && d->n_failed == 0) {
-		/* Nobody to tell: a target that starts later reads the files as they are now. */
-		log_warn("no target", LF_STR("rule", r->name),
-			 LF_STR("sha256", (hex(digest, hexd), hexd)),
-			 LF_STR("hint", "sigreload match -c FILE shows what the rule matches"));
-		metrics_reload(e->metrics, r->name, RESULT_NO_TARGET);
-		set_signaled(e, s, digest);
-		delivery_reset(d);
-		return;
-	}
-	deliver(e, s);
-}
-
-/* ---- evaluation -------------------------------------------------------------------------- */
-
-typedef struct DigestCtx {
-	Engine *e;
-	const Rule *rule;
-} DigestCtx;
-
-static void skip_logged(const char *name, const char *why, void *userdata)
-{
-	const DigestCtx *c = userdata;
-	log_warn("not hashed", LF_STR("rule", c->rule->name), LF_STR("path", name),
-		 LF_STR("why", why));
-}
-
 static void take_signals(Engine *e);
 
-/* A long hash (a big file) looks up every few MiB: a SIGTERM is taken at once and a probe is
- * answered, so neither waits for the last byte. Nothing else runs here: the rule state is
- * mid-evaluation. */
+/* A long hash (a big file) looks up every few MiB: a signal is taken at once (SIGTERM ends the
+ * hash, SIGHUP is acted on when it is done) and a probe is answered, so neither waits for the
+ * last byte. Nothing else runs here: the rule state is mid-evaluation. */
 static int digest_tick(void *userdata)
 {
-	Engine *e = ((DigestCtx *)userdata)->e;
+	Engine *e = userdata;
 	struct pollfd p[2] = { { .fd = e->signals->fd, .events = POLLIN },
 			       { .fd = e->http ? http_source(e->http)->fd : -1,
 				 .events = POLLIN } };
@@ -339,116 +74,29 @@ static int digest_tick(void *userdata)
 	return e->stopping;
 }
 
-/* Failures that pass by themselves; a missing path is waited for by its watch instead. */
-static bool transient(int err)
-{
-	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -EIO ||
-	       err == -EAGAIN || err == -ENOBUFS;
-}
-
-/* The rule's digest, or a reason it is held (logged here). */
-static int rule_digest(Engine *e, RuleState *s, unsigned char digest[DIGEST_LEN], size_t *files)
-{
-	const Rule *r = s->rule;
-	DigestList list = { 0 };
-	DigestCtx ctx = { .e = e, .rule = r };
-	DigestHooks hooks = { .skip = skip_logged, .tick = digest_tick, .userdata = &ctx };
-	size_t bad = 0;
-
-	int res = digest_paths(r->paths, r->n_paths, &list, digest, &hooks, &bad);
-	*files = list.n;
-	digest_list_done(&list);
-	if (res < 0 && res != -ECANCELED) { /* cancelled: we are stopping */
-		if (!s->held || log_enabled(LEVEL_DEBUG))
-			log_warn("held", LF_STR("rule", r->name), LF_STR("path", r->paths[bad]),
-				 LF_STR("err", res == -E2BIG ? "more than 10000 files"
-					       : res == -EINVAL
-						   ? "not a regular file or a directory"
-						   : strerror(-res)),
-				 LF_STR("next", transient(res)
-						    ? "retried in a second"
-						    : "evaluated again when the path changes"));
-		s->held = true;
-		metrics_reload(e->metrics, r->name, RESULT_HELD);
-	}
-	return res;
-}
-
-static void evaluate(Engine *e, RuleState *s)
-{
-	unsigned char digest[DIGEST_LEN];
-	char now_hex[DIGEST_HEX_LEN], old_hex[DIGEST_HEX_LEN];
-	uint64_t burst_start = s->burst.start;
-	size_t files;
-
-	s->burst = (Burst){ 0 };
-	int r = rule_digest(e, s, digest, &files);
-	if (r < 0) {
-		if (transient(r))
-			s->burst = (Burst){ .start = burst_start ? burst_start : timer_now(),
-					    .due = timer_now() + DIGEST_RETRY_NS };
-		return;
-	}
-	if (s->held)
-		log_info("path back", LF_STR("rule", s->rule->name));
-	s->held = false;
-	hex(digest, now_hex);
-	bool in_flight = s->d.phase == PHASE_HANDLER_WAIT;
-	const unsigned char *current = s->d.phase != PHASE_IDLE ? s->d.digest
-				       : s->known		? s->signaled
-								: NULL;
-	if (current && memcmp(current, digest, DIGEST_LEN) == 0) {
-		log_info("unchanged", LF_STR("rule", s->rule->name), LF_STR("sha256", now_hex),
-			 LF_UINT("files", files));
-		metrics_reload(e->metrics, s->rule->name, RESULT_UNCHANGED);
-		return;
-	}
-	/* A newer version supersedes a reload in flight: its targets must read this one. */
-	if (s->d.phase == PHASE_VERIFY)
-		verify(e, s);
-	else if (in_flight) {
-		log_info("superseded", LF_STR("rule", s->rule->name),
-			 LF_UINT("not_signaled", s->d.n_pending));
-		delivery_reset(&s->d);
-	}
-	log_info("changed", LF_STR("rule", s->rule->name), LF_STR("sha256", now_hex),
-		 LF_STR("previous", s->known ? (hex(s->signaled, old_hex), old_hex) : "none"),
-		 LF_UINT("files", files));
-	start_delivery(e, s, digest, burst_start);
-}
-
-/* The start-up digest: the baseline later changes are measured against. */
-static void baseline(Engine *e, RuleState *s)
-{
-	unsigned char digest[DIGEST_LEN];
-	char h[DIGEST_HEX_LEN];
-	size_t files;
-
-	if (rule_digest(e, s, digest, &files) < 0)
-		return;
-	set_signaled(e, s, digest);
-	log_info("watching", LF_STR("rule", s->rule->name), LF_STR("sha256", (hex(digest, h), h)),
-		 LF_UINT("files", files));
-	if (s->rule->signal_on_start)
-		start_delivery(e, s, digest, 0);
-}
-
 /* ---- the rule file ----------------------------------------------------------------------- */
+
+static size_t n_watch_paths(const Engine *e)
+{
+	size_t n = 1; /* the rule file */
+
+	for (size_t i = 0; i < e->n_states; i++)
+		n += rulestate_rule(e->states[i])->n_paths;
+	return n;
+}
 
 static int set_watches(Engine *e)
 {
-	size_t n = 1;
+	_cleanup_free_ WatchPath *paths = calloc(n_watch_paths(e), sizeof(*paths));
+	size_t n = 0;
 
-	for (size_t i = 0; i < e->n_states; i++)
-		n += e->states[i].rule->n_paths;
-	_cleanup_free_ WatchPath *paths = calloc(n, sizeof(*paths));
 	if (!paths)
 		return -ENOMEM;
-	n = 0;
-	for (size_t i = 0; i < e->n_states; i++)
-		for (size_t j = 0; j < e->states[i].rule->n_paths; j++)
-			paths[n++] = (WatchPath){ .path = e->states[i].rule->paths[j],
-						  .owner = (unsigned)i };
+	for (size_t i = 0; i < e->n_states; i++) {
+		const Rule *r = rulestate_rule(e->states[i]);
+		for (size_t j = 0; j < r->n_paths; j++)
+			paths[n++] = (WatchPath){ .path = r->paths[j], .owner = (unsigned)i };
+	}
 	paths[n++] = (WatchPath){ .path = e->config_path, .owner = CONFIG_OWNER };
 	int r = watch_set(e->watch, paths, n);
 	if (r >= 0)
@@ -466,59 +114,82 @@ static void apply_settings(Engine *e)
 	e->resync_due = s->resync_ms ? timer_now() + s->resync_ms * NSEC_PER_MSEC : 0;
 }
 
-static void states_free(RuleState *v, size_t n)
+static void states_free(RuleState **v, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		delivery_reset(&v[i].d);
+	for (size_t i = 0; v && i < n; i++)
+		rulestate_free(v[i]);
 	free(v);
 }
 
-/* Swaps in a new rule set. Rules whose name and paths are unchanged keep their digest (no
- * spurious signal); the others start from a fresh baseline. */
-static int install_rules(Engine *e, Rules *rules)
+/* Whether two rules watch the same paths, in any order. */
+static bool same_path_set(const Rule *a, const Rule *b)
 {
-	RuleState *v = calloc(rules->n, sizeof(*v));
-	size_t kept = 0;
+	if (a->n_paths != b->n_paths)
+		return false;
+	for (size_t i = 0; i < a->n_paths; i++) {
+		size_t j = 0;
+		while (j < b->n_paths && strcmp(a->paths[i], b->paths[j]) != 0)
+			j++;
+		if (j == b->n_paths)
+			return false;
+	}
+	return true;
+}
 
-	if (!v)
-		return -ENOMEM;
-	for (size_t i = 0; i < rules->n; i++) {
-		v[i].rule = &rules->v[i];
-		for (size_t j = 0; j < e->n_states; j++) {
-			const RuleState *old = &e->states[j];
-			if (strcmp(old->rule->name, rules->v[i].name) != 0 ||
-			    !rules_same_paths(old->rule, &rules->v[i]))
-				continue;
-			v[i].known = old->known;
-			v[i].held = old->held;
-			memcpy(v[i].signaled, old->signaled, DIGEST_LEN);
-			/* a reload in flight under the old rule is redone under the new one */
-			if (old->burst.due || old->d.phase != PHASE_IDLE)
-				v[i].burst = (Burst){ .start = old->burst.start ? old->burst.start
-										: timer_now(),
-						      .due = timer_now() };
-			kept++;
-			break;
+/* The old rule whose state the new rule r takes over: the one of the same name, else one that
+ * is gone from the new rules (a renamed rule) and watched the same paths. */
+static RuleState *predecessor(Engine *e, const Rules *next, const Rule *r, bool *claimed)
+{
+	for (size_t j = 0; j < e->n_states; j++)
+		if (!claimed[j] && strcmp(rulestate_rule(e->states[j])->name, r->name) == 0) {
+			claimed[j] = true;
+			return e->states[j];
+		}
+	for (size_t j = 0; j < e->n_states; j++) {
+		const Rule *old = rulestate_rule(e->states[j]);
+		if (!claimed[j] && !rules_find(next, old->name) && same_path_set(old, r)) {
+			claimed[j] = true;
+			return e->states[j];
 		}
 	}
-	_cleanup_free_ char **names = calloc(rules->n ? rules->n : 1, sizeof(*names));
-	_cleanup_free_ int *signals = calloc(rules->n ? rules->n : 1, sizeof(*signals));
-	for (size_t i = 0; names && signals && i < rules->n; i++) {
+	return NULL;
+}
+
+/* Swaps in a new rule set (taking ownership of it on success). Each rule's state moves to its
+ * new version by name (or by paths, when renamed); what that means for its targets is
+ * rulestate_take_over's. Returns how many rules were kept, or -ENOMEM with nothing changed. */
+static int install_rules(Engine *e, Rules *rules)
+{
+	size_t n = rules->n, kept = 0;
+	_cleanup_free_ bool *claimed = calloc(e->n_states ? e->n_states : 1, sizeof(*claimed));
+	_cleanup_free_ char **names = calloc(n ? n : 1, sizeof(*names));
+	_cleanup_free_ int *signals = calloc(n ? n : 1, sizeof(*signals));
+	RuleState **v = calloc(n ? n : 1, sizeof(*v));
+	int r = claimed && names && signals && v ? 0 : -ENOMEM;
+
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		r = rulestate_new(&rules->v[i], &e->env, &v[i]);
 		names[i] = rules->v[i].name;
 		signals[i] = rules->v[i].signal;
 	}
-	if (!names || !signals || metrics_set_rules(e->metrics, names, signals, rules->n) < 0) {
-		free(v);
-		return -ENOMEM;
+	/* the metrics first: a delivery superseded in the hand-over counts under the new rules */
+	if (r < 0 || (r = metrics_set_rules(e->metrics, names, signals, n)) < 0) {
+		states_free(v, n);
+		return r;
+	}
+	uint64_t now = timer_now();
+	for (size_t i = 0; i < n; i++) {
+		RuleState *old = predecessor(e, rules, &rules->v[i], claimed);
+		if (old) {
+			rulestate_take_over(v[i], old, now);
+			kept++;
+		}
 	}
 	states_free(e->states, e->n_states);
 	rules_free(e->rules);
 	e->rules = rules;
 	e->states = v;
-	e->n_states = rules->n;
-	for (size_t i = 0; i < e->n_states; i++)
-		if (v[i].known)
-			metrics_config_hash(e->metrics, v[i].rule->name, v[i].signaled);
+	e->n_states = n;
 	apply_settings(e);
 	return (int)kept;
 }
@@ -529,11 +200,10 @@ static void reload_rules(Engine *e, const char *why)
 	Rules *rules;
 
 	int r = rules_load(e->opt.config_file, &rules, &errs);
-	/* What was tried is not tried again until the file changes. */
-	if (r == 0)
-		memcpy(e->config_digest, rules->sha256, DIGEST_LEN);
-	else
-		digest_file(e->opt.config_file, e->config_digest);
+	/* What was tried is not tried again until the file changes: the bytes parsed, never the
+	 * file as it is by now (a fixed version written meanwhile must still be loaded). */
+	if (errs.read)
+		memcpy(e->config_digest, errs.sha256, DIGEST_LEN);
 	for (size_t i = 0; i < errs.n; i++)
 		log_error("rule file error", LF_STR("err", errs.v[i]));
 	rules_errors_done(&errs);
@@ -564,16 +234,16 @@ static void reload_rules(Engine *e, const char *why)
 	if (set_watches(e) < 0)
 		log_error("cannot watch",
 			  LF_STR("next", "rules are evaluated on SIGHUP and resync only"));
-	for (size_t i = 0; i < e->n_states; i++)
-		if (!e->states[i].known && !e->states[i].burst.due)
-			baseline(e, &e->states[i]);
+	for (size_t i = 0; i < e->n_states && !e->stopping; i++)
+		if (rulestate_wants_baseline(e->states[i]))
+			rulestate_baseline(e->states[i], false);
 }
 
 static void config_changed(Engine *e)
 {
 	unsigned char digest[DIGEST_LEN];
 
-	e->config_burst = (Burst){ 0 };
+	e->config_burst = (ConfigBurst){ 0 };
 	int r = digest_file(e->opt.config_file, digest);
 	if (r < 0) {
 		log_warn("rule file unreadable", LF_STR("path", e->opt.config_file), LF_ERRNO(-r),
@@ -612,17 +282,22 @@ static void on_changed(unsigned owner, const char *path, const char *dir, const 
 	const Settings *st = &e->rules->settings;
 
 	if (owner == CONFIG_OWNER) {
-		burst_event(&e->config_burst, now, st->debounce_ms, st->max_wait_ms);
+		ConfigBurst *b = &e->config_burst;
+		if (!b->due)
+			b->start = now;
+		uint64_t quiet = now + st->debounce_ms * NSEC_PER_MSEC,
+			 cap = b->start + st->max_wait_ms * NSEC_PER_MSEC;
+		b->due = quiet < cap ? quiet : cap;
 		return;
 	}
 	if (owner >= e->n_states)
 		return;
-	RuleState *s = &e->states[owner];
+	RuleState *s = e->states[owner];
 	if (log_enabled(LEVEL_DEBUG))
-		log_debug("event", LF_STR("rule", s->rule->name), LF_STR("path", path),
+		log_debug("event", LF_STR("rule", rulestate_rule(s)->name), LF_STR("path", path),
 			  LF_STR("dir", dir), LF_STR("name", name),
 			  LF_STR("event", mask_name(mask)));
-	burst_event(&s->burst, now, s->rule->debounce_ms, s->rule->max_wait_ms);
+	rulestate_event(s, now);
 }
 
 static void on_watch_error(unsigned owner, const char *path, const char *dir, int err,
@@ -631,7 +306,7 @@ static void on_watch_error(unsigned owner, const char *path, const char *dir, in
 	Engine *e = userdata;
 	char limit[64] = "";
 	const char *rule = owner == CONFIG_OWNER ? "(rule file)"
-			   : owner < e->n_states ? e->states[owner].rule->name
+			   : owner < e->n_states ? rulestate_rule(e->states[owner])->name
 						 : "?";
 
 	metrics_watch_error(e->metrics, err == -ENOSPC	 ? WATCH_ERR_LIMIT
@@ -677,11 +352,8 @@ static int arm_timer(Engine *e)
 {
 	uint64_t due = e->config_burst.due;
 
-	for (size_t i = 0; i < e->n_states; i++) {
-		due = min_due(due, e->states[i].burst.due);
-		if (e->states[i].d.phase != PHASE_IDLE)
-			due = min_due(due, e->states[i].d.due);
-	}
+	for (size_t i = 0; i < e->n_states; i++)
+		due = min_due(due, rulestate_due(e->states[i]));
 	if (!due)
 		log_debug("idle");
 	due = min_due(due, e->resync_due);
@@ -690,8 +362,7 @@ static int arm_timer(Engine *e)
 	return timer_arm(e->timer, due ? due : TIMER_NEVER);
 }
 
-/* Everything due by now: resync, the rule file, deliveries, evaluations. Runs after every
- * source, so that with debounce 0 an event is acted on in the same turn of the loop. */
+/* Everything due by now: resync, the rule file, then each rule's delivery and evaluation. */
 static void run_due(Engine *e)
 {
 	uint64_t now = timer_now();
@@ -701,21 +372,14 @@ static void run_due(Engine *e)
 		log_debug("resync");
 		watch_arm(e->watch);
 		for (size_t i = 0; i < e->n_states; i++)
-			if (!e->states[i].burst.due)
-				e->states[i].burst = (Burst){ .start = now, .due = now };
-		e->config_burst = (Burst){ .start = now, .due = now };
+			rulestate_resync(e->states[i], now);
+		e->config_burst = (ConfigBurst){ .start = now, .due = now };
 	}
 	if (e->config_burst.due && e->config_burst.due <= now)
 		config_changed(e); /* may replace e->states: done before they are walked */
-	for (size_t i = 0; i < e->n_states; i++) {
-		RuleState *s = &e->states[i];
-		if (s->d.phase == PHASE_HANDLER_WAIT && s->d.due <= now)
-			deliver(e, s);
-		else if (s->d.phase == PHASE_VERIFY && s->d.due <= now)
-			verify(e, s);
-		if (s->burst.due && s->burst.due <= now)
-			evaluate(e, s);
-	}
+	/* each at its own time: a long hash before it must not make a rule's debounce look over */
+	for (size_t i = 0; i < e->n_states && !e->stopping; i++)
+		rulestate_run(e->states[i], timer_now());
 }
 
 static void on_timer(Engine *e)
@@ -745,6 +409,29 @@ static void take_signals(Engine *e)
 	}
 }
 
+/* After a source: a SIGHUP taken, the watches re-armed, everything due done; again while a
+ * SIGHUP arrived meanwhile (during a long hash, say), so none waits for an unrelated event. */
+static int settle(Engine *e, bool rearm)
+{
+	int r;
+
+	while (!e->stopping) {
+		if (e->reload_pending) {
+			e->reload_pending = false;
+			reload_rules(e, "SIGHUP");
+		}
+		/* Re-armed before anything is hashed: a change made after the digest, in a
+		 * directory that just appeared, then comes as an event rather than going unseen. */
+		if (rearm && (r = watch_arm(e->watch)) < 0)
+			log_error("cannot re-arm the watches", LF_ERRNO(-r));
+		rearm = false;
+		run_due(e);
+		if (!e->reload_pending)
+			break;
+	}
+	return e->stopping ? 1 : arm_timer(e);
+}
+
 int engine_dispatch(Source *src, uint32_t events, void *userdata)
 {
 	Engine *e = userdata;
@@ -771,19 +458,7 @@ int engine_dispatch(Source *src, uint32_t events, void *userdata)
 		http_dispatch(e->http);
 		break;
 	}
-	if (e->reload_pending && !e->stopping) {
-		e->reload_pending = false;
-		reload_rules(e, "SIGHUP");
-	}
-	/* Re-armed before anything is hashed: a change made after the digest, in a directory
-	 * that just appeared, then comes as an event rather than going unseen. */
-	if (rearm && !e->stopping && (r = watch_arm(e->watch)) < 0)
-		log_error("cannot re-arm the watches", LF_ERRNO(-r));
-	if (!e->stopping)
-		run_due(e);
-	if (e->stopping)
-		return 1;
-	return arm_timer(e);
+	return settle(e, rearm);
 }
 
 /* ---- life cycle -------------------------------------------------------------------------- */
@@ -799,40 +474,42 @@ static char *absolute(const char *path)
 	return out;
 }
 
+static void engine_freep(Engine **e)
+{
+	engine_free(*e);
+}
+
 int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signals, Engine **out)
 {
-	Engine *e = calloc(1, sizeof(*e));
-	WatchOps ops = { .changed = on_changed,
-			 .error = on_watch_error,
-			 .overflow = on_overflow,
-			 .userdata = e };
+	_cleanup_(rules_freep) Rules *owned = rules;
+	_cleanup_(engine_freep) Engine *e = calloc(1, sizeof(*e));
+	WatchOps ops = { .changed = on_changed, .error = on_watch_error, .overflow = on_overflow };
 	int r;
 
-	if (!e) {
-		rules_free(rules);
+	if (!e)
 		return -ENOMEM;
-	}
 	e->opt = *opt;
 	e->loop = loop;
 	e->signals = signals;
-	if (metrics_new(&e->metrics) < 0 || !(e->config_path = absolute(opt->config_file)) ||
-	    install_rules(e, rules) < 0) {
-		rules_free(rules);
-		metrics_free(e->metrics);
-		free(e->config_path);
-		free(e);
+	ops.userdata = e;
+	if ((r = metrics_new(&e->metrics)) < 0)
+		return r;
+	e->env = (RuleEnv){
+		.metrics = e->metrics, .dry_run = opt->dry_run, .tick = digest_tick, .userdata = e
+	};
+	if (!(e->config_path = absolute(opt->config_file)))
 		return -ENOMEM;
-	}
+	if ((r = install_rules(e, owned)) < 0)
+		return r;
+	TAKE_PTR(owned);
 	if ((r = watch_new(&ops, &e->watch)) < 0 || (r = timer_new(&e->timer)) < 0 ||
 	    (r = loop_add(loop, watch_inotify_source(e->watch), EPOLLIN)) < 0 ||
 	    (r = loop_add(loop, timer_source(e->timer), EPOLLIN)) < 0 ||
 	    (r = loop_add(loop, signals, EPOLLIN)) < 0 ||
 	    (watch_mounts_source(e->watch) &&
-	     (r = loop_add(loop, watch_mounts_source(e->watch), EPOLLPRI)) < 0)) {
-		engine_free(e);
+	     (r = loop_add(loop, watch_mounts_source(e->watch), EPOLLPRI)) < 0))
 		return r;
-	}
-	*out = e;
+	*out = TAKE_PTR(e);
 	return 0;
 }
 
@@ -866,8 +543,8 @@ static char *render_metrics(void *userdata, size_t *len)
 	if (!m || !leaders || !lists || !counts)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		m[i] = e->states[i].rule->match;
-		leaders[i] = e->states[i].rule->leaders_only;
+		m[i] = rulestate_rule(e->states[i])->match;
+		leaders[i] = rulestate_rule(e->states[i])->leaders_only;
 	}
 	if (match_find_many(m, leaders, n, false, lists) == 0) {
 		for (size_t i = 0; i < n; i++)
@@ -885,14 +562,12 @@ static char *render_metrics(void *userdata, size_t *len)
 static bool is_ready(void *userdata, const char **why)
 {
 	Engine *e = userdata;
-	size_t n = 1;
+	size_t n = n_watch_paths(e);
 
 	if (!e->started) {
 		*why = "starting";
 		return false;
 	}
-	for (size_t i = 0; i < e->n_states; i++)
-		n += e->states[i].rule->n_paths;
 	for (size_t i = 0; i < n; i++)
 		if (!watch_path_armed(e->watch, i)) {
 			*why = "a directory could not be watched (see the log)";
@@ -946,13 +621,12 @@ static void startup_diagnostics(Engine *e)
 		    LF_STR(
 			"hint",
 			"set shareProcessNamespace: true on the pod, or targets cannot be found"));
-	for (size_t i = 0; i < e->n_states; i++)
-		for (size_t j = 0; j < e->states[i].rule->n_paths; j++)
-			if (watch_subpath_mount(e->states[i].rule->paths[j]))
+	for (size_t i = 0; i < e->rules->n; i++)
+		for (size_t j = 0; j < e->rules->v[i].n_paths; j++)
+			if (watch_subpath_mount(e->rules->v[i].paths[j]))
 				log_warn(
-				    "path is a subPath mount",
-				    LF_STR("rule", e->states[i].rule->name),
-				    LF_STR("path", e->states[i].rule->paths[j]),
+				    "path is a subPath mount", LF_STR("rule", e->rules->v[i].name),
+				    LF_STR("path", e->rules->v[i].paths[j]),
 				    LF_STR("hint",
 					   "Kubernetes never updates subPath mounts: mount the "
 					   "whole volume and point paths at the directory"));
@@ -977,9 +651,9 @@ int engine_start(Engine *e)
 	memcpy(e->config_digest, e->rules->sha256, DIGEST_LEN);
 	unsigned char now[DIGEST_LEN];
 	if (digest_file(e->opt.config_file, now) == 0 && memcmp(now, e->config_digest, DIGEST_LEN))
-		e->config_burst = (Burst){ .start = timer_now(), .due = timer_now() };
+		e->config_burst = (ConfigBurst){ .start = timer_now(), .due = timer_now() };
 	for (size_t i = 0; i < e->n_states && !e->stopping; i++)
-		baseline(e, &e->states[i]);
+		rulestate_baseline(e->states[i], true);
 	e->started = true;
 	return e->stopping ? 1 : arm_timer(e);
 }

@@ -313,6 +313,16 @@ static void hash_skip(const char *name, const char *why, void *userdata)
 	fprintf(stderr, ": %s\n", why);
 }
 
+static void hash_unreadable(const char *name, int err, void *userdata)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why),
+		 "cannot read it (%s): counted by its identity (inode, ctime, size)",
+		 strerror(err));
+	hash_skip(name, why, userdata);
+}
+
 /* A rule digest as a '#' line: a comment to sha256sum -c, so the output stays checkable. */
 static int print_digest_comment(const char *label, const char *name, const unsigned char *sha)
 {
@@ -336,8 +346,9 @@ static int cmd_hash(const Options *o)
 		return usage_error("hash needs at least one PATH");
 	for (int i = 0; i < o->n_args; i++) {
 		DigestList l = { 0 };
-		int r = digest_paths(&o->args[i], 1, &l, total, &(DigestHooks){ .skip = hash_skip },
-				     NULL);
+		int r = digest_paths(
+		    &o->args[i], 1, &l, total,
+		    &(DigestHooks){ .skip = hash_skip, .unreadable = hash_unreadable }, NULL);
 		if (r < 0) {
 			status = EXIT_RUNTIME;
 			if (r == -EINVAL)

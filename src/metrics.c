@@ -31,6 +31,7 @@ typedef struct RuleMetrics {
 	double last_ok_ts;
 	bool has_hash;
 	unsigned char sha[DIGEST_LEN];
+	size_t unreadable;
 } RuleMetrics;
 
 struct Metrics {
@@ -43,8 +44,8 @@ struct Metrics {
 
 static const char *const result_names[RESULT_N] = { "signaled", "unchanged", "no_target", "failed",
 						    "held" };
-static const char *const reason_names[REASON_N] = { "eperm", "esrch", "no_handler", "target_exited",
-						    "other" };
+static const char *const reason_names[REASON_N] = { "eperm",	     "esrch",	"no_handler",
+						    "target_exited", "ignored", "other" };
 static const char *const watch_error_names[WATCH_ERR_N] = { "limit", "overflow", "access",
 							    "other" };
 
@@ -189,6 +190,14 @@ void metrics_config_hash(Metrics *m, const char *rule, const unsigned char sha[D
 	memcpy(r->sha, sha, DIGEST_LEN);
 }
 
+void metrics_unreadable(Metrics *m, const char *rule, size_t files)
+{
+	RuleMetrics *r = find(m, rule);
+
+	if (r)
+		r->unreadable = files;
+}
+
 void metrics_rules_loaded(Metrics *m, bool ok)
 {
 	m->rules_ok = ok;
@@ -295,6 +304,12 @@ static void render_rules(FILE *f, const Metrics *m, const MetricsLive *live)
 		if (m->v[i].has_hash)
 			fprintf(f, "sigreload_config_hash_info{rule=\"%s\",sha256=\"%s\"} 1\n",
 				m->v[i].name, digest_hex(m->v[i].sha, hex));
+	header(f, "sigreload_unreadable_files", "gauge",
+	       "Files of the rule that cannot be read, counted by their identity (inode, ctime, "
+	       "size) instead of their content.");
+	for (size_t i = 0; i < m->n; i++)
+		fprintf(f, "sigreload_unreadable_files{rule=\"%s\"} %zu\n", m->v[i].name,
+			m->v[i].unreadable);
 	if (live->targets) {
 		header(f, "sigreload_targets", "gauge",
 		       "Processes the rule would signal now (leaders only), from a /proc scan.");

@@ -22,6 +22,7 @@ typedef enum {
 	REASON_ESRCH,
 	REASON_NO_HANDLER,
 	REASON_TARGET_EXITED,
+	REASON_IGNORED,
 	REASON_OTHER,
 	REASON_N,
 } SignalError;
@@ -47,6 +48,8 @@ void metrics_reload(Metrics *m, const char *rule, ReloadResult result);
 void metrics_signal_sent(Metrics *m, const char *rule, int sig);
 void metrics_signal_error(Metrics *m, const char *rule, SignalError reason);
 void metrics_config_hash(Metrics *m, const char *rule, const unsigned char sha[DIGEST_LEN]);
+/* How many of the rule's files are counted by identity because they cannot be read. */
+void metrics_unreadable(Metrics *m, const char *rule, size_t files);
 void metrics_rules_loaded(Metrics *m, bool ok);
 void metrics_watch_error(Metrics *m, WatchError reason);
 

@@ -26,7 +26,8 @@ static int same_process(pid_t pid, unsigned long long starttime)
 		return -ESRCH;
 	if (r < 0)
 		return r;
-	if (st.starttime != starttime || st.state == 'Z' || st.state == 'X')
+	if (st.starttime != starttime || st.state == 'X' ||
+	    (st.state == 'Z' && !proc_zombie_leader_alive(pid)))
 		return -ESRCH;
 	return 0;
 }
@@ -63,15 +64,17 @@ int notify_ready(const Pinned *p, int sig)
 	ProcStatus status;
 	uint64_t bit = 1ULL << (sig - 1);
 
-	if (!signame_default_kills(sig))
-		return 1;
 	int r = proc_read_status(p->pid, &status);
 	if (r == -ENOENT || r == -ESRCH || !notify_alive(p))
 		return -ESRCH;
 	if (r < 0)
 		return r;
+	if (status.sig_ign & bit)
+		return NOTIFY_IGNORED;
 	/* A blocked signal is read with sigwait or a signalfd: it kills nobody either. */
-	return ((status.sig_cgt | status.sig_ign | status.sig_blk) & bit) != 0;
+	if (!signame_default_kills(sig) || ((status.sig_cgt | status.sig_blk) & bit))
+		return NOTIFY_READY;
+	return NOTIFY_NOT_YET;
 }
 
 int notify_send(const Pinned *p, int sig)

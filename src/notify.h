@@ -20,9 +20,14 @@ typedef struct Pinned {
 int notify_pin(pid_t pid, unsigned long long starttime, Pinned *out);
 void notify_unpin(Pinned *p);
 
-/* Whether sig can be sent without killing the process: 1 if it catches, ignores or blocks sig
- * (or sig's default action would not end it), 0 if not (yet), -ESRCH if it is gone, another
- * -errno if /proc cannot be read. */
+typedef enum {
+	NOTIFY_NOT_YET, /* no handler (yet): sig's default action would end the process */
+	NOTIFY_READY, /* it catches or blocks sig, or sig's default action is harmless */
+	NOTIFY_IGNORED, /* it ignores sig (SIG_IGN, as under nohup): a signal would do nothing */
+} NotifyReadiness;
+
+/* Whether sig can usefully be sent now: a NotifyReadiness, -ESRCH if the process is gone, or
+ * another -errno if /proc cannot be read. */
 int notify_ready(const Pinned *p, int sig);
 
 /* Sends sig. 0, or -EPERM, -ESRCH, another -errno. */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -165,6 +166,15 @@ int proc_status_parse(const char *buf, size_t len, ProcStatus *out)
 		} else if (n > 7 && memcmp(line, "SigCgt:", 7) == 0) {
 			r = parse_hex64(line + 7, eol, &s.sig_cgt);
 			found |= 8;
+		} else if (n > 8 && memcmp(line, "Threads:", 8) == 0) {
+			unsigned long long threads = 0;
+			const char *p = line + 8;
+			while (p < eol && (*p == ' ' || *p == '\t'))
+				p++;
+			r = parse_ull(p, eol, &threads);
+			if (r == 0 && threads > UINT_MAX)
+				r = -EINVAL;
+			s.threads = (unsigned)threads;
 		}
 		if (r < 0)
 			return r;
@@ -244,13 +254,38 @@ int proc_read_status(pid_t pid, ProcStatus *out)
 	return read_status_at(AT_FDCWD, dir, out);
 }
 
+bool proc_zombie_leader_alive(pid_t pid)
+{
+	ProcStatus status;
+
+	return proc_read_status(pid, &status) == 0 && status.threads > 1;
+}
+
+uint64_t proc_age_ns(unsigned long long starttime)
+{
+	static long tick;
+	struct timespec ts;
+
+	if (!tick)
+		tick = sysconf(_SC_CLK_TCK);
+	/* the kernel counts start times on the boot clock, which goes on during suspend */
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	uint64_t start = tick > 0 ? starttime / (unsigned long long)tick * 1000000000ULL +
+					starttime % (unsigned long long)tick * 1000000000ULL /
+					    (unsigned long long)tick
+				  : 0;
+	return now > start ? now - start : 0;
+}
+
 const ProcStat *proc_entry_stat(ProcEntry *e)
 {
 	if (e->stat_res > 0) {
 		e->stat_res = read_stat_at(e->procfd, e->dir, &e->st);
 		/* a zombie or a kernel thread has nothing to reload */
 		if (e->stat_res == 0 &&
-		    (e->st.state == 'Z' || e->st.state == 'X' || (e->st.flags & PF_KTHREAD)))
+		    ((e->st.state == 'Z' && !proc_zombie_leader_alive(e->st.pid)) ||
+		     e->st.state == 'X' || (e->st.flags & PF_KTHREAD)))
 			e->stat_res = -ESRCH;
 	}
 	return e->stat_res == 0 ? &e->st : NULL;

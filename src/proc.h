@@ -23,18 +23,29 @@ typedef struct ProcStat {
 typedef struct ProcStatus {
 	uid_t uid; /* real uid */
 	uint64_t sig_blk, sig_ign, sig_cgt;
+	unsigned threads; /* 0 when the kernel does not say */
 } ProcStatus;
 
 /* Parses a /proc/PID/stat line. comm is taken up to the *last* ')', since comm itself may hold
  * spaces and parentheses ("a) (b"). Returns 0 or -EINVAL. */
 int proc_stat_parse(const char *buf, size_t len, ProcStat *out);
 
-/* Parses the Uid, SigBlk, SigIgn and SigCgt lines of /proc/PID/status. Returns 0 or -EINVAL. */
+/* Parses the Uid, SigBlk, SigIgn and SigCgt lines of /proc/PID/status (and Threads, if there).
+ * Returns 0 or -EINVAL. */
 int proc_status_parse(const char *buf, size_t len, ProcStatus *out);
 
 /* Read one process's files. -ENOENT/-ESRCH: the process is gone. */
 int proc_read_stat(pid_t pid, ProcStat *out);
 int proc_read_status(pid_t pid, ProcStatus *out);
+
+/* Whether a process whose stat says state Z still runs: its main thread called pthread_exit
+ * while other threads go on (the kernel shows the thread group leader as a zombie then, with a
+ * thread count above one). A real zombie, or a process we cannot read, is gone. */
+bool proc_zombie_leader_alive(pid_t pid);
+
+/* How long ago a process with this start time (stat's field 22, clock ticks since boot)
+ * started, in nanoseconds; 0 if the clock says it has not (a coarse clock). */
+uint64_t proc_age_ns(unsigned long long starttime);
 
 /* One process during a scan. Valid only inside the visitor; every field is read on first use. */
 typedef struct ProcEntry ProcEntry;

@@ -873,14 +873,15 @@ int rules_parse(const char *file, const char *buf, size_t len, Rules **out, Rule
 	Rules *rules = calloc(1, sizeof(*rules));
 	yaml_document_t extra;
 
-	*errs = (RulesErrors){ 0 };
+	*errs = (RulesErrors){ .read = true };
+	digest_buf(buf, len, errs->sha256);
 	if (!y || !rules || !(rules->file = strdup(file)) || !yaml_parser_initialize(y)) {
 		free(y);
 		y = NULL;
 		rules_free(rules);
 		return -ENOMEM;
 	}
-	digest_buf(buf, len, rules->sha256);
+	memcpy(rules->sha256, errs->sha256, sizeof(rules->sha256));
 	rules->settings = (Settings){ .debounce_ms = 200,
 				      .max_wait_ms = 5000,
 				      .handler_wait_ms = 10000,

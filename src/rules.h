@@ -85,6 +85,10 @@ typedef struct RulesErrors {
 	char **v;
 	size_t n;
 	bool truncated; /* the last line says the parser stopped at RULES_MAX_ERRORS */
+	/* The SHA-256 of the bytes parsed, valid or not (read: whether any were): what a live
+	 * reload compares the file with later, never the file as it is after the parse. */
+	bool read;
+	unsigned char sha256[32];
 } RulesErrors;
 
 /* Reads and validates file. Returns 0 and *out, or -EINVAL with every problem in errs (the file

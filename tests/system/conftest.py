@@ -399,6 +399,29 @@ def http_get(addr, path, method="GET", source="127.0.0.1", timeout=TIMEOUT):
     return int(head.split()[1]), body.decode()
 
 
+def serving_address(r):
+    """Where a Reloader serves /metrics, read from its log without consuming lines."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        for ev in r.log.events():
+            if ev.get("msg") == "serving /metrics, /healthz, /readyz":
+                return ev["address"]
+        r.log.stream.pump(0.05)
+    raise AssertionError("sigreload does not say where it serves /metrics")
+
+
+def metric(r, series):
+    """The value of one series ('name{labels}') of a Reloader's /metrics now, or None."""
+    status, body = http_get(serving_address(r), "/metrics")
+    assert status == 200
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            if key == series:
+                return float(value)
+    return None
+
+
 # ---- rule files and what targets print ------------------------------------------------------
 
 FAST = "debounce: 50ms\nmax_wait: 2s\nverify_after: 100ms\nhandler_wait: 5s\n"

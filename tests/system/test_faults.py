@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import BIN, TIMEOUT, Reloader, Target, parse_log, sigreload
+from conftest import BIN, TIMEOUT, Reloader, Target, metric, parse_log, sigreload
 from hardening import (SANITIZED, Helper, address, cpu_seconds, escaped, expect_reload, fd_count,
                        get, healthz_latency, helper, kib, rule, rules, settle, sysctl,
                        wait_until)
@@ -160,26 +160,21 @@ def test_special_file_in_a_watched_directory_is_skipped(pod, workdir, kind):
     assert len(quiet(t)) == 1
 
 
-@pytest.mark.parametrize("kind", ["fifo", "socket", "zero-device", "unreadable", "no-fd"])
+@pytest.mark.parametrize("kind", ["fifo", "socket", "zero-device", "no-fd"])
 def test_watched_file_that_cannot_be_read_holds_the_rule(pod, workdir, kind):
     """Nothing was read, so nothing changed: telling the app to reload a config that is now a
-    FIFO (nginx would block on it), that sigreload may not read, or that it could not open for
-    want of an fd, is a spurious reload (and the next successful read, another). A missing path,
-    a dangling symlink and a symlink loop hold the rule; these must too."""
-    os.chmod(workdir, 0o755)
+    FIFO (nginx would block on it), or that sigreload could not open for want of an fd, is a
+    spurious reload (and the next successful read, another). A missing path, a dangling symlink
+    and a symlink loop hold the rule; these must too. (A file sigreload may not read is another
+    matter: it counts by its identity, see test_file_unreadable_to_sigreload_counts_by_identity.)"""
     conf = etc_file(workdir)
-    os.chmod(conf.parent, 0o755)
-    uid = 65532
-    prefix = as_uid(uid) if kind == "unreadable" else ()
-    t = Helper(pod, [*prefix, helper("churn"), "--comm", "mydaemon", "--config", conf,
+    t = Helper(pod, [helper("churn"), "--comm", "mydaemon", "--config", conf,
                      "--rate", "1", "--life-us", "0"])
-    r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon")), prefix=prefix)
+    r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon")))
     settle(r, "app")
 
     keep = None
-    if kind == "unreadable":
-        os.chmod(conf, 0o600)  # root's: uid 65532 can no longer read it
-    elif kind == "no-fd":  # the soft limit at what it holds: the next open(2) fails (EMFILE)
+    if kind == "no-fd":  # the soft limit at what it holds: the next open(2) fails (EMFILE)
         held = fd_count(r.proc.pid)
         subprocess.run(["prlimit", "--pid", str(r.proc.pid), f"--nofile={held}:"], check=True)
         os.utime(conf)
@@ -340,7 +335,10 @@ def test_huge_file_does_not_block_the_loop(pod, workdir, kind):
 
 # ---- a file sigreload may not read -------------------------------------------------------------
 
-def test_file_unreadable_to_sigreload_is_reported_and_recovers(pod, workdir):
+def test_file_unreadable_to_sigreload_counts_by_identity(pod, workdir):
+    """A file sigreload may not read (a Secret's 0400 key, another uid's) still counts, by its
+    identity: made unreadable, replaced while unreadable (a rotation), and readable again, each
+    is a change the app is told about; the rule says once which files and what to do."""
     os.chmod(workdir, 0o755)
     conf = etc_file(workdir)
     os.chmod(conf.parent, 0o755)
@@ -349,12 +347,19 @@ def test_file_unreadable_to_sigreload_is_reported_and_recovers(pod, workdir):
     settle(r, "app")
 
     os.chmod(conf, 0o600)  # root's now
-    ev = r.log.expect("held", rule="app", path=conf)
-    assert ev["err"] == "Permission denied"
-    os.chmod(conf, 0o644)
-    conf.write_text("v2\n")
-    wait_until(lambda: any(s[3] == escaped("v2\n") for s in t.signals()), what="a signal with v2")
+    ev = r.log.expect("files unreadable", rule="app")
+    assert ev["files"] == str(conf) and ev["count"] == "1"
+    assert "fsGroup" in ev["hint"] and "runAsUser" in ev["hint"]
     r.log.expect("reloaded", rule="app")
+    assert metric(r, 'sigreload_unreadable_files{rule="app"}') == 1
+    replace_file(conf, "v2\n")  # a rotation sigreload cannot read: a new inode
+    os.chmod(conf, 0o600)
+    r.log.expect("reloaded", rule="app")
+    assert r.log.count("files unreadable") == 1  # said once for the same files
+    os.chmod(conf, 0o644)
+    wait_until(lambda: any(s[3] == escaped("v2\n") for s in t.signals()), what="a signal with v2")
+    r.log.expect("files readable again", rule="app")
+    assert metric(r, 'sigreload_unreadable_files{rule="app"}') == 0
 
 
 # ---- kernel limits -----------------------------------------------------------------------------
@@ -546,18 +551,20 @@ def test_targets_exiting_between_the_scan_and_the_signal(pod, workdir):
 
 
 def test_target_that_ignores_the_signal(pod, workdir):
-    """SIG_IGN: sending cannot kill it, so sigreload sends at once (no handler wait); the
-    target keeps running and the reload counts as signaled (nothing tells sigreload otherwise)."""
+    """SIG_IGN (a target started under nohup): a signal would do nothing, so none is sent and
+    the reload fails with a reason of its own, never 'reloaded'."""
     conf = etc_file(workdir)
     t = Target(pod, "--comm", "mydaemon", "--config", conf, "--ignore")
     r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon")))
     settle(r, "app")
-    for v in ("v2\n", "v3\n"):
-        conf.write_text(v)
-        r.log.expect("signaled", rule="app", pid=t.pid)
-        r.log.expect("reloaded", rule="app")
-    assert r.log.count("waiting for a signal handler") == 0
-    assert t.proc.p.poll() is None and quiet(t) == []
+    replace_file(conf, "v2\n")
+    ev = r.log.expect("signal failed", rule="app", pid=t.pid)
+    assert ev["reason"] == "ignored" and "SIG_IGN" in ev["err"]
+    assert r.log.expect("reload failed", rule="app")["reason"] == "ignored"
+    r.log.expect("idle")
+    assert r.log.count("signaled") == 0 and r.log.count("reloaded") == 0
+    assert metric(r, 'sigreload_signal_errors_total{rule="app",reason="ignored"}') == 1
+    assert t.proc.p.poll() is None and t.signals() == []
 
 
 def test_zombies_are_never_targets(pod, workdir):

@@ -307,10 +307,10 @@ def test_dry_run_logs_and_sends_nothing(pod, workdir):
     settle(r, "app")
     vol.write({"app.conf": "v2\n"})
     r.log.expect("would signal (dry run)", rule="app", pid=t.pid, signal="SIGHUP")
-    r.log.expect("reloaded", rule="app")
+    r.log.expect("would reload (dry run)", rule="app")
     vol.write({"app.conf": "v2\n"}, force=True)
     r.log.expect("unchanged", rule="app")
-    assert t.signals() == []
+    assert t.signals() == [] and r.log.count("reloaded") == 0
 
 
 def test_signal_on_start(pod, workdir):

@@ -1,0 +1,63 @@
+/* delivery.h: one reload in flight for one rule: its targets pinned by pidfd, each signaled
+ * once it is old enough and has a handler, then verified alive. It owns the pidfds; moving a
+ * rule's state across a rule-file reload is moving the pointer. */
+#ifndef SIGRELOAD_DELIVERY_H
+#define SIGRELOAD_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "digest.h"
+#include "metrics.h"
+
+typedef struct Delivery Delivery;
+
+/* How a rule tells its targets, copied when the delivery starts: a rule-file reload that changes
+ * the rule does not change a delivery already under way. */
+typedef struct DeliverySpec {
+	const char *rule; /* copied */
+	int signal;
+	uint64_t handler_wait_ms, verify_after_ms, start_grace_ms;
+	bool dry_run;
+} DeliverySpec;
+
+typedef struct DeliveryOutcome {
+	size_t signaled, failed;
+	const char *reason; /* of the first failure (a metrics reason name), or NULL */
+} DeliveryOutcome;
+
+/* A delivery of digest to no target yet; burst_start is the first event of the burst it answers
+ * (0 at start-up), for the log's since_event_ms. Signals are counted in m. */
+int delivery_new(const DeliverySpec *spec, const unsigned char digest[DIGEST_LEN],
+		 uint64_t burst_start, Metrics *m, Delivery **out);
+void delivery_free(Delivery *d);
+
+/* Pins one target found by a scan. A target that is gone already is left out; one that cannot
+ * be pinned is a failure, logged: never a target dropped in silence. */
+void delivery_add(Delivery *d, pid_t pid, unsigned long long starttime);
+size_t delivery_targets(const Delivery *d);
+
+/* Does what is due by now: waits out start_grace and handler_wait, signals, verifies. Returns
+ * true once the delivery is over, with its outcome in *out. Called once after the last
+ * delivery_add, then whenever delivery_due comes. */
+bool delivery_run(Delivery *d, uint64_t now, DeliveryOutcome *out);
+
+/* When delivery_run has something to do next (CLOCK_MONOTONIC ns); 0 when it is over (or
+ * before its first run). */
+uint64_t delivery_due(const Delivery *d);
+
+const unsigned char *delivery_digest(const Delivery *d);
+/* The first event of the burst it answers (0 at start-up). */
+uint64_t delivery_burst_start(const Delivery *d);
+
+/* Whether some target was signaled already (its digest then reached somebody). */
+bool delivery_sent(const Delivery *d);
+
+/* A newer version of the files supersedes this one: targets not signaled yet are dropped
+ * (logged), those signaled are verified now. The delivery is then over; its outcome is in
+ * *out. */
+void delivery_supersede(Delivery *d, DeliveryOutcome *out);
+
+#endif
