@@ -88,7 +88,8 @@ static void serve(const char *role, const char *config, bool exit_on_signal)
 			 name_of(sig, name, sizeof(name)), content);
 		say(line);
 		if (exit_on_signal)
-			exit(0);
+			_exit(0); /* at once: no exit handlers (a sanitizer's leak check) to outlive
+				     sigreload's verification */
 	}
 }
 
