@@ -457,6 +457,8 @@ int engine_dispatch(Source *src, uint32_t events, void *userdata)
 	case SOURCE_HTTP:
 		http_dispatch(e->http);
 		break;
+	case SOURCE_FETCH: /* no HTTP action is wired in yet */
+		break;
 	}
 	return settle(e, rearm);
 }

@@ -10,11 +10,14 @@
 
 struct Loop {
 	int epfd;
+	/* The batch being dispatched: a source removed meanwhile loses its later events here. */
+	struct epoll_event ev[MAX_EVENTS];
+	int n, next;
 };
 
 int loop_new(Loop **out)
 {
-	Loop *loop = malloc(sizeof(*loop));
+	Loop *loop = calloc(1, sizeof(*loop));
 
 	if (!loop)
 		return -ENOMEM;
@@ -36,27 +39,49 @@ void loop_free(Loop *loop)
 	free(loop);
 }
 
-int loop_add(Loop *loop, Source *src, uint32_t events)
+static int ctl(Loop *loop, int op, Source *src, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = src };
 
-	return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, src->fd, &ev) < 0 ? -errno : 0;
+	return epoll_ctl(loop->epfd, op, src->fd, &ev) < 0 ? -errno : 0;
+}
+
+int loop_add(Loop *loop, Source *src, uint32_t events)
+{
+	return ctl(loop, EPOLL_CTL_ADD, src, events);
+}
+
+int loop_modify(Loop *loop, Source *src, uint32_t events)
+{
+	return ctl(loop, EPOLL_CTL_MOD, src, events);
+}
+
+int loop_remove(Loop *loop, Source *src)
+{
+	/* Its events still queued in this batch would reach memory the caller frees next. */
+	for (int i = loop->next; i < loop->n; i++)
+		if (loop->ev[i].data.ptr == src)
+			loop->ev[i].data.ptr = NULL;
+	return ctl(loop, EPOLL_CTL_DEL, src, 0);
 }
 
 int loop_run(Loop *loop, LoopDispatchFn fn, void *userdata)
 {
-	struct epoll_event ev[MAX_EVENTS];
-
 	for (;;) {
-		int n = epoll_wait(loop->epfd, ev, MAX_EVENTS, -1);
+		int n = epoll_wait(loop->epfd, loop->ev, MAX_EVENTS, -1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
-		for (int i = 0; i < n; i++) {
-			int r = fn(ev[i].data.ptr, ev[i].events, userdata);
-			if (r != 0)
+		loop->n = n;
+		for (loop->next = 0; loop->next < loop->n;) {
+			struct epoll_event *ev = &loop->ev[loop->next++];
+			int r = ev->data.ptr ? fn(ev->data.ptr, ev->events, userdata) : 0;
+			if (r != 0) {
+				loop->n = 0;
 				return r;
+			}
 		}
+		loop->n = 0;
 	}
 }

@@ -10,6 +10,7 @@ typedef enum {
 	SOURCE_MOUNTS,
 	SOURCE_TIMER,
 	SOURCE_HTTP,
+	SOURCE_FETCH, /* a socket of the HTTP client (fetch.c) */
 } SourceType;
 
 /* The first member of every object the loop hands back: epoll's data.ptr points at it. */
@@ -24,6 +25,10 @@ int loop_new(Loop **out);
 void loop_free(Loop *loop);
 
 int loop_add(Loop *loop, Source *src, uint32_t events);
+int loop_modify(Loop *loop, Source *src, uint32_t events);
+/* Also from inside a dispatch: src gets no event afterwards, even one already fetched, so its
+ * memory may be freed once this returns. */
+int loop_remove(Loop *loop, Source *src);
 
 /* Called for each ready source. Returns 0 to go on, > 0 to stop the loop with that value,
  * < 0 (an -errno) to stop with an error. */
