@@ -40,7 +40,7 @@ struct Delivery {
 	uint64_t due; /* what delivery_run last left to do, 0 when over */
 	size_t signaled, failed;
 	const char *reason;
-	bool waiting_logged, grace_logged;
+	bool sealed, waiting_logged, grace_logged;
 };
 
 int delivery_new(const DeliverySpec *spec, const unsigned char digest[DIGEST_LEN],
@@ -96,16 +96,21 @@ void delivery_add(Delivery *d, pid_t pid, unsigned long long starttime)
 	uint64_t now = timer_now();
 	Pinned p;
 
+	for (size_t i = 0; i < d->n; i++)
+		if (d->v[i].p.pid == pid && d->v[i].p.starttime == starttime)
+			return;
+	if (ARRAY_RESERVE(d->v, d->cap, d->n) < 0) {
+		Recipient lost = { .p = { .pid = pid, .pidfd = -1 } };
+		fail(d, &lost, REASON_OTHER, "out of memory");
+		return;
+	}
 	int r = notify_pin(pid, starttime, &p);
 	if (r == -ESRCH)
 		return; /* gone since the scan: nothing left to reload */
-	if (r == 0 && ARRAY_RESERVE(d->v, d->cap, d->n) < 0) {
-		notify_unpin(&p);
-		r = -ENOMEM;
-	}
+	Recipient *rc = &d->v[d->n++];
+	*rc = (Recipient){ .p = { .pid = pid, .starttime = starttime, .pidfd = -1 } };
 	if (r < 0) {
-		Recipient gone = { .p = { .pid = pid, .pidfd = -1 } };
-		fail(d, &gone, REASON_OTHER, strerror(-r));
+		fail(d, rc, REASON_OTHER, strerror(-r)); /* kept, so that it fails only once */
 		return;
 	}
 	/* A process only just started may not have read its configuration, or set up the
@@ -113,17 +118,16 @@ void delivery_add(Delivery *d, pid_t pid, unsigned long long starttime)
 	 * it until the program calls signal.Notify): it is signaled once it is old enough. */
 	uint64_t age = proc_age_ns(starttime);
 	uint64_t grace_until = age < d->start_grace_ns ? now + (d->start_grace_ns - age) : 0;
-	d->v[d->n++] =
-	    (Recipient){ .p = p,
-			 .state = R_WAITING,
-			 .next_at = grace_until,
-			 .grace_until = grace_until,
-			 .give_up_at = (grace_until ? grace_until : now) + d->handler_wait_ns };
+	*rc = (Recipient){ .p = p,
+			   .state = R_WAITING,
+			   .next_at = grace_until,
+			   .grace_until = grace_until,
+			   .give_up_at = (grace_until ? grace_until : now) + d->handler_wait_ns };
 }
 
-size_t delivery_targets(const Delivery *d)
+void delivery_seal(Delivery *d)
 {
-	return d->n;
+	d->sealed = true;
 }
 
 static void send_one(Delivery *d, Recipient *r, uint64_t now)
@@ -256,6 +260,10 @@ bool delivery_run(Delivery *d, uint64_t now, DeliveryOutcome *out)
 	if (next) {
 		say_waiting(d, young, handlerless);
 		d->due = next;
+		return false;
+	}
+	if (!d->sealed) {
+		d->due = 0; /* more targets come in this turn of the loop */
 		return false;
 	}
 	if (sent && d->verify_after_ns) {

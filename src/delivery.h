@@ -34,14 +34,17 @@ int delivery_new(const DeliverySpec *spec, const unsigned char digest[DIGEST_LEN
 		 uint64_t burst_start, Metrics *m, Delivery **out);
 void delivery_free(Delivery *d);
 
-/* Pins one target found by a scan. A target that is gone already is left out; one that cannot
- * be pinned is a failure, logged: never a target dropped in silence. */
+/* Pins one target (found by a scan, or pinned since the last one). A target that is gone
+ * already, or added before, is left out; one that cannot be pinned is a failure, logged: never a
+ * target dropped in silence. */
 void delivery_add(Delivery *d, pid_t pid, unsigned long long starttime);
-size_t delivery_targets(const Delivery *d);
+
+/* No target will be added any more: until then, the delivery cannot be over. */
+void delivery_seal(Delivery *d);
 
 /* Does what is due by now: waits out start_grace and handler_wait, signals, verifies. Returns
- * true once the delivery is over, with its outcome in *out. Called once after the last
- * delivery_add, then whenever delivery_due comes. */
+ * true once the delivery is over (sealed, and every target done with), with its outcome in
+ * *out. Called after adding targets, then whenever delivery_due comes. */
 bool delivery_run(Delivery *d, uint64_t now, DeliveryOutcome *out);
 
 /* When delivery_run has something to do next (CLOCK_MONOTONIC ns); 0 when it is over (or

@@ -26,6 +26,11 @@
 #include "watch.h"
 
 #define CONFIG_OWNER UINT_MAX
+/* After a target exits, when /proc is scanned for its successor. */
+#define RESCAN_AFTER_EXIT_NS (1000 * NSEC_PER_MSEC)
+/* /metrics rescans /proc at most this often, however many scrapers: sigreload_targets is at
+ * most this stale. */
+#define SCRAPE_SCAN_NS (1000 * NSEC_PER_MSEC)
 
 /* The rule file's own debounce. */
 typedef struct ConfigBurst {
@@ -46,6 +51,7 @@ struct Engine {
 	unsigned char config_digest[DIGEST_LEN]; /* of the bytes last loaded or tried */
 	ConfigBurst config_burst;
 	uint64_t resync_due;
+	uint64_t last_scan, rescan_due; /* of /proc, for every rule's targets */
 	Metrics *metrics;
 	Http *http;
 	char *listen; /* the metrics_listen served, as configured at start-up */
@@ -72,6 +78,37 @@ static int digest_tick(void *userdata)
 			http_dispatch(e->http);
 	}
 	return e->stopping;
+}
+
+/* /proc scanned once for every rule's targets: the leaders pinned, new ones and exits logged. */
+static void scan_all(Engine *e)
+{
+	size_t n = e->n_states, k = 0;
+	_cleanup_free_ const Matcher **m = calloc(n ? n : 1, sizeof(*m));
+	_cleanup_free_ bool *leaders = calloc(n ? n : 1, sizeof(*leaders));
+	_cleanup_free_ TargetSet **sets = calloc(n ? n : 1, sizeof(*sets));
+	_cleanup_free_ TargetList *lists = calloc(n ? n : 1, sizeof(*lists));
+
+	e->last_scan = timer_now();
+	e->rescan_due = 0;
+	if (!m || !leaders || !sets || !lists)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const Rule *r = rulestate_rule(e->states[i]);
+		if (!(sets[k] = rulestate_targets(e->states[i])))
+			continue; /* it signals nobody */
+		m[k] = r->match;
+		leaders[k++] = r->leaders_only;
+	}
+	int r = match_find_many(m, leaders, k, false, lists);
+	for (size_t i = 0; i < k; i++) {
+		if (r == 0)
+			targetset_update(sets[i], &lists[i]);
+		target_list_done(&lists[i]);
+	}
+	if (r < 0)
+		log_warn("cannot scan /proc", LF_ERRNO(-r),
+			 LF_STR("next", "tried at the next need"));
 }
 
 /* ---- the rule file ----------------------------------------------------------------------- */
@@ -237,6 +274,7 @@ static void reload_rules(Engine *e, const char *why)
 	for (size_t i = 0; i < e->n_states && !e->stopping; i++)
 		if (rulestate_wants_baseline(e->states[i]))
 			rulestate_baseline(e->states[i], false);
+	scan_all(e); /* the new rules' targets */
 }
 
 static void config_changed(Engine *e)
@@ -350,7 +388,7 @@ static uint64_t min_due(uint64_t a, uint64_t b)
  * everything it caused has been acted on, rather than sleep. */
 static int arm_timer(Engine *e)
 {
-	uint64_t due = e->config_burst.due;
+	uint64_t due = min_due(e->config_burst.due, e->rescan_due);
 
 	for (size_t i = 0; i < e->n_states; i++)
 		due = min_due(due, rulestate_due(e->states[i]));
@@ -377,6 +415,8 @@ static void run_due(Engine *e)
 	}
 	if (e->config_burst.due && e->config_burst.due <= now)
 		config_changed(e); /* may replace e->states: done before they are walked */
+	if (e->rescan_due && e->rescan_due <= now)
+		scan_all(e); /* a target exited a while ago: has it come back? */
 	/* each at its own time: a long hash before it must not make a rule's debounce look over */
 	for (size_t i = 0; i < e->n_states && !e->stopping; i++)
 		rulestate_run(e->states[i], timer_now());
@@ -459,6 +499,12 @@ int engine_dispatch(Source *src, uint32_t events, void *userdata)
 		break;
 	case SOURCE_FETCH: /* no HTTP action is wired in yet */
 		break;
+	case SOURCE_PIDFD:
+		targetset_dispatch(src);
+		/* a supervisor restarts it within a second or so: one scan then tells */
+		if (!e->rescan_due)
+			e->rescan_due = timer_now() + RESCAN_AFTER_EXIT_NS;
+		break;
 	}
 	return settle(e, rearm);
 }
@@ -496,9 +542,11 @@ int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signa
 	ops.userdata = e;
 	if ((r = metrics_new(&e->metrics)) < 0)
 		return r;
-	e->env = (RuleEnv){
-		.metrics = e->metrics, .dry_run = opt->dry_run, .tick = digest_tick, .userdata = e
-	};
+	e->env = (RuleEnv){ .loop = loop,
+			    .metrics = e->metrics,
+			    .dry_run = opt->dry_run,
+			    .tick = digest_tick,
+			    .userdata = e };
 	if (!(e->config_path = absolute(opt->config_file)))
 		return -ENOMEM;
 	if ((r = install_rules(e, owned)) < 0)
@@ -530,32 +578,26 @@ void engine_free(Engine *e)
 	free(e);
 }
 
-/* sigreload_targets is counted when scraped: an idle sidecar nobody scrapes scans nothing. */
+/* sigreload_targets comes from the pinned targets, which a scrape refreshes with a /proc scan
+ * when the last is older than a second: however many scrapers, one scan a second at most, and
+ * an idle sidecar nobody scrapes scans nothing. */
 static char *render_metrics(void *userdata, size_t *len)
 {
 	Engine *e = userdata;
 	size_t n = e->n_states;
-	_cleanup_free_ const Matcher **m = calloc(n ? n : 1, sizeof(*m));
-	_cleanup_free_ bool *leaders = calloc(n ? n : 1, sizeof(*leaders));
-	_cleanup_free_ TargetList *lists = calloc(n ? n : 1, sizeof(*lists));
 	_cleanup_free_ size_t *counts = calloc(n ? n : 1, sizeof(*counts));
 	MetricsLive live = { .watches = watch_count(e->watch),
 			     .watch_events = watch_events(e->watch) };
 
-	if (!m || !leaders || !lists || !counts)
+	if (!counts)
 		return NULL;
+	if (!e->last_scan || timer_now() - e->last_scan >= SCRAPE_SCAN_NS)
+		scan_all(e);
 	for (size_t i = 0; i < n; i++) {
-		m[i] = rulestate_rule(e->states[i])->match;
-		leaders[i] = rulestate_rule(e->states[i])->leaders_only;
+		TargetSet *t = rulestate_targets(e->states[i]);
+		counts[i] = t ? targetset_count(t) : 0;
 	}
-	if (match_find_many(m, leaders, n, false, lists) == 0) {
-		for (size_t i = 0; i < n; i++)
-			for (size_t j = 0; j < lists[i].n; j++)
-				counts[i] += lists[i].v[j].leader;
-		live.targets = counts;
-	}
-	for (size_t i = 0; i < n; i++)
-		target_list_done(&lists[i]);
+	live.targets = counts;
 	return metrics_render(e->metrics, &live, len);
 }
 
@@ -656,6 +698,7 @@ int engine_start(Engine *e)
 		e->config_burst = (ConfigBurst){ .start = timer_now(), .due = timer_now() };
 	for (size_t i = 0; i < e->n_states && !e->stopping; i++)
 		rulestate_baseline(e->states[i], true);
+	scan_all(e); /* pins the targets: their exits are events from now on */
 	e->started = true;
 	return e->stopping ? 1 : arm_timer(e);
 }

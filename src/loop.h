@@ -11,6 +11,7 @@ typedef enum {
 	SOURCE_TIMER,
 	SOURCE_HTTP,
 	SOURCE_FETCH, /* a socket of the HTTP client (fetch.c) */
+	SOURCE_PIDFD, /* a pinned target's pidfd: readable once it exited (targets.c) */
 } SourceType;
 
 /* The first member of every object the loop hands back: epoll's data.ptr points at it. */

@@ -304,3 +304,25 @@ void target_list_done(TargetList *l)
 	free(l->v);
 	*l = (TargetList){ 0 };
 }
+
+typedef struct PidCtx {
+	const Matcher *m;
+	unsigned long long starttime;
+} PidCtx;
+
+static int pid_visit(ProcEntry *e, void *userdata)
+{
+	const PidCtx *c = userdata;
+	const ProcStat *st;
+
+	if (!match_process(c->m, e) || !(st = proc_entry_stat(e)))
+		return 0;
+	return st->starttime == c->starttime;
+}
+
+bool match_pid(const Matcher *m, pid_t pid, unsigned long long starttime)
+{
+	PidCtx c = { .m = m, .starttime = starttime };
+
+	return proc_visit(pid, pid_visit, &c) == 1;
+}

@@ -49,4 +49,8 @@ int match_find_many(const Matcher *const *m, const bool *leaders_only, size_t n,
 		    TargetList *out);
 void target_list_done(TargetList *l);
 
+/* Whether the process pid, started at starttime, still matches m (re-read now: a process may
+ * exec another program under the same pid). Leaders-only cannot be told without a scan. */
+bool match_pid(const Matcher *m, pid_t pid, unsigned long long starttime);
+
 #endif

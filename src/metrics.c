@@ -32,6 +32,7 @@ typedef struct RuleMetrics {
 	bool has_hash;
 	unsigned char sha[DIGEST_LEN];
 	size_t unreadable;
+	uint64_t target_exits;
 } RuleMetrics;
 
 struct Metrics {
@@ -198,6 +199,14 @@ void metrics_unreadable(Metrics *m, const char *rule, size_t files)
 		r->unreadable = files;
 }
 
+void metrics_target_exit(Metrics *m, const char *rule)
+{
+	RuleMetrics *r = find(m, rule);
+
+	if (r)
+		r->target_exits++;
+}
+
 void metrics_rules_loaded(Metrics *m, bool ok)
 {
 	m->rules_ok = ok;
@@ -310,6 +319,11 @@ static void render_rules(FILE *f, const Metrics *m, const MetricsLive *live)
 	for (size_t i = 0; i < m->n; i++)
 		fprintf(f, "sigreload_unreadable_files{rule=\"%s\"} %zu\n", m->v[i].name,
 			m->v[i].unreadable);
+	header(f, "sigreload_target_exits_total", "counter",
+	       "Exits of the rule's targets (leaders), seen as they happen through their pidfds.");
+	for (size_t i = 0; i < m->n; i++)
+		fprintf(f, "sigreload_target_exits_total{rule=\"%s\"} %llu\n", m->v[i].name,
+			(unsigned long long)m->v[i].target_exits);
 	if (live->targets) {
 		header(f, "sigreload_targets", "gauge",
 		       "Processes the rule would signal now (leaders only), from a /proc scan.");

@@ -50,6 +50,7 @@ void metrics_signal_error(Metrics *m, const char *rule, SignalError reason);
 void metrics_config_hash(Metrics *m, const char *rule, const unsigned char sha[DIGEST_LEN]);
 /* How many of the rule's files are counted by identity because they cannot be read. */
 void metrics_unreadable(Metrics *m, const char *rule, size_t files);
+void metrics_target_exit(Metrics *m, const char *rule);
 void metrics_rules_loaded(Metrics *m, bool ok);
 void metrics_watch_error(Metrics *m, WatchError reason);
 
@@ -59,7 +60,7 @@ const char *metrics_reason_name(SignalError reason);
 typedef struct MetricsLive {
 	size_t watches;
 	uint64_t watch_events;
-	const size_t *targets; /* per rule, in metrics_set_rules order; NULL if the scan failed */
+	const size_t *targets; /* per rule, in metrics_set_rules order; NULL if unknown */
 } MetricsLive;
 
 /* The exposition as a malloc'd string (NULL on ENOMEM). */

@@ -21,7 +21,7 @@
  * per process, and the 52 fields of stat only for the candidates. */
 struct ProcEntry {
 	int procfd;
-	char dir[16]; /* "PID" */
+	char dir[24]; /* "PID" under procfd, or "/proc/PID" */
 	int stat_res, comm_res, uid_res, cmdline_res, exe_res; /* 1: not read yet, 0: read, <0 */
 	ProcStat st;
 	char comm[PROC_COMM_MAX];
@@ -379,6 +379,17 @@ static pid_t parse_pid_name(const char *s)
 		v = v * 10 + (*s - '0');
 	}
 	return (pid_t)v;
+}
+
+int proc_visit(pid_t pid, ProcVisitFn fn, void *userdata)
+{
+	static ProcEntry entry; /* a scan's is its own: this may run while none is under way */
+	ProcEntry *e = &entry;
+
+	e->procfd = AT_FDCWD;
+	e->stat_res = e->comm_res = e->uid_res = e->cmdline_res = e->exe_res = 1;
+	snprintf(e->dir, sizeof(e->dir), "/proc/%d", (int)pid);
+	return fn(e, userdata);
 }
 
 int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info)

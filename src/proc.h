@@ -70,6 +70,9 @@ typedef struct ProcScanInfo {
 	size_t visited;
 } ProcScanInfo;
 
+/* Calls fn for one process, as a scan would (its files read on first use). */
+int proc_visit(pid_t pid, ProcVisitFn fn, void *userdata);
+
 /* Walks /proc once. Processes that vanish during the walk are skipped. fn and info may be
  * NULL (a count only). Not reentrant: one scan at a time. */
 int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info);

@@ -38,6 +38,7 @@ struct RuleState {
 	bool untold; /* the targets may not hold acted (nobody told, a failure, a dry run) */
 	bool must_tell; /* the next evaluation delivers, changed or not */
 	Delivery *d; /* in flight, or NULL */
+	TargetSet *targets; /* its leaders, pinned between reloads */
 	uint64_t last_delivery; /* when the last one started, for min_interval */
 	bool held;
 	unsigned read_failures; /* digests in a row that a file's own read error failed */
@@ -53,6 +54,10 @@ int rulestate_new(const Rule *rule, const RuleEnv *env, RuleState **out)
 		return -ENOMEM;
 	s->rule = rule;
 	s->env = env;
+	if (rule->match && targetset_new(env->loop, env->metrics, rule->name, &s->targets) < 0) {
+		free(s);
+		return -ENOMEM;
+	}
 	*out = s;
 	return 0;
 }
@@ -62,7 +67,13 @@ void rulestate_free(RuleState *s)
 	if (!s)
 		return;
 	delivery_free(s->d);
+	targetset_free(s->targets);
 	free(s);
+}
+
+TargetSet *rulestate_targets(RuleState *s)
+{
+	return s->targets;
 }
 
 const Rule *rulestate_rule(const RuleState *s)
@@ -318,7 +329,25 @@ static void supersede(RuleState *s)
 	}
 }
 
-/* Finds the targets now and starts telling them digest. */
+static void add_target(pid_t pid, unsigned long long starttime, void *userdata)
+{
+	delivery_add(userdata, pid, starttime);
+}
+
+/* A delivery that cannot find its targets: nobody is told, and the next event retries. */
+static void cannot_find(RuleState *s, int err)
+{
+	log_error("cannot find the targets", LF_STR("rule", s->rule->name), LF_ERRNO(-err),
+		  LF_STR("next", "retried at the next event"));
+	metrics_reload(s->env->metrics, s->rule->name, RESULT_FAILED);
+	s->untold = s->must_tell = true;
+	delivery_free(s->d);
+	s->d = NULL;
+}
+
+/* Starts telling the targets digest: those pinned since the last scan at once (if they still
+ * match), then whoever a scan finds besides (started since, or never pinned), so that the scan's
+ * cost is not in the way of the first signals. */
 static void start_delivery(RuleState *s, const unsigned char *digest, uint64_t burst_start,
 			   uint64_t now)
 {
@@ -330,25 +359,31 @@ static void start_delivery(RuleState *s, const unsigned char *digest, uint64_t b
 			      .start_grace_ms = r->start_grace_ms,
 			      .dry_run = s->env->dry_run };
 	TargetList l = { 0 };
+	DeliveryOutcome o;
 	int res;
 
 	s->must_tell = false;
 	s->last_delivery = now;
-	if ((res = delivery_new(&spec, digest, burst_start, s->env->metrics, &s->d)) < 0 ||
-	    (res = match_find(r->match, r->leaders_only, false, &l)) < 0) {
-		log_error("cannot find the targets", LF_STR("rule", r->name), LF_ERRNO(-res),
-			  LF_STR("next", "retried at the next event"));
-		metrics_reload(s->env->metrics, r->name, RESULT_FAILED);
-		s->untold = s->must_tell = true;
-		delivery_free(s->d);
-		s->d = NULL;
+	if ((res = delivery_new(&spec, digest, burst_start, s->env->metrics, &s->d)) < 0) {
+		cannot_find(s, res);
 		return;
 	}
+	if (targetset_complete(s->targets)) {
+		targetset_each(s->targets, r->match, add_target, s->d);
+		delivery_run(s->d, now, &o); /* not sealed: it goes on below */
+	}
+	if ((res = match_find(r->match, r->leaders_only, false, &l)) < 0 && !delivery_sent(s->d)) {
+		cannot_find(s, res);
+		return;
+	}
+	if (res == 0)
+		targetset_update(s->targets, &l);
 	for (size_t i = 0; i < l.n; i++)
 		if (l.v[i].leader)
 			delivery_add(s->d, l.v[i].pid, l.v[i].starttime);
 	target_list_done(&l);
-	run_delivery(s, now);
+	delivery_seal(s->d);
+	run_delivery(s, timer_now());
 }
 
 /* ---- evaluation -------------------------------------------------------------------------- */
@@ -423,10 +458,17 @@ void rulestate_take_over(RuleState *s, RuleState *old, uint64_t now)
 	bool settled = old->baselined && !old->untold && !old->must_tell && !old->burst.due &&
 		       !old->d && !old->held;
 	const Rule *rule = s->rule;
+	TargetSet *fresh = s->targets;
 
 	*s = *old; /* the burst keeps its start: max_wait still holds, debounce is not cut short */
 	s->rule = rule;
 	old->d = NULL;
+	if (same_action && s->targets) { /* the same processes: still pinned */
+		old->targets = fresh;
+		targetset_rename(s->targets, rule->name);
+	} else {
+		s->targets = fresh;
+	}
 	if (s->burst.due)
 		burst_set_due(&s->burst, rule);
 	if (same_paths && same_action)

@@ -6,11 +6,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "loop.h"
 #include "metrics.h"
 #include "rules.h"
+#include "targets.h"
 
 /* What every rule shares; the engine owns it. */
 typedef struct RuleEnv {
+	Loop *loop; /* for the pinned targets' pidfds */
 	Metrics *metrics;
 	bool dry_run;
 	/* Called every few MiB of a long hash (see DigestHooks.tick). */
@@ -48,5 +51,8 @@ void rulestate_run(RuleState *s, uint64_t now);
 
 /* When rulestate_run has something to do (CLOCK_MONOTONIC ns), 0 for nothing. */
 uint64_t rulestate_due(const RuleState *s);
+
+/* The rule's pinned targets (NULL for a rule that signals nobody), for the engine's scans. */
+TargetSet *rulestate_targets(RuleState *s);
 
 #endif
