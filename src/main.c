@@ -199,7 +199,8 @@ static int cmd_check(const Options *o)
 }
 
 /* A value for one column (or a name in a message): quoted, with C escapes, if it holds
- * control bytes, quotes or (unless it is the last column) blanks. Returns the width printed. */
+ * control bytes, quotes or (unless it is the last column) blanks. Returns the width printed;
+ * with f NULL, prints nothing and only measures. */
 static int print_cell(FILE *f, const char *s, bool last)
 {
 	bool quote = !*s && !last;
@@ -208,35 +209,91 @@ static int print_cell(FILE *f, const char *s, bool last)
 	for (const unsigned char *c = (const unsigned char *)s; *c && !quote; c++)
 		quote = (*c <= ' ' && !last) || *c == '"' || *c == '\\' || *c < 0x20 || *c == 0x7f;
 	if (!quote)
-		return fputs(s, f) < 0 ? 0 : (int)strlen(s);
-	fputc('"', f);
+		return (f && fputs(s, f) < 0) ? 0 : (int)strlen(s);
+	if (f)
+		fputc('"', f);
 	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		char esc[8] = { (char)*c };
 		if (*c == '"' || *c == '\\')
-			width += fprintf(f, "\\%c", *c);
+			snprintf(esc, sizeof(esc), "\\%c", *c);
 		else if (*c < 0x20 || *c == 0x7f)
-			width += fprintf(f, "\\x%02x", *c);
-		else
-			width += fputc(*c, f) != EOF;
+			snprintf(esc, sizeof(esc), "\\x%02x", *c);
+		width += (int)strlen(esc);
+		if (f)
+			fputs(esc, f);
 	}
-	fputc('"', f);
+	if (f)
+		fputc('"', f);
 	return width;
 }
 
-static void print_match_row(const Rule *r, const Target *t, int name_width)
+/* A cell padded to width, then the two blanks between columns. */
+static void print_cell_padded(FILE *f, const char *s, int width)
+{
+	int w = print_cell(f, s, false);
+	fprintf(f, "%*s", (w < width ? width - w : 0) + 2, "");
+}
+
+static void print_uid(FILE *f, const Target *t)
 {
 	char uid[16] = "?";
 
 	if (t->uid_known)
 		snprintf(uid, sizeof(uid), "%u", (unsigned)t->uid);
-	printf("%-*s  %7d  %7d  %10s  %-6s  ", name_width, r->name, (int)t->pid, (int)t->ppid, uid,
-	       t->leader ? "yes" : "no");
-	int width = print_cell(stdout, t->comm, false);
-	printf("%*s", width < 16 ? 16 - width : 1, "");
+	fprintf(f, "%7d  %7d  %10s  ", (int)t->pid, (int)t->ppid, uid);
+}
+
+static void print_match_row(const Rule *r, const Target *t, int name_width, int comm_width)
+{
+	printf("%-*s  ", name_width, r->name);
+	print_uid(stdout, t);
+	printf("%-6s  ", t->leader ? "yes" : "no");
+	print_cell_padded(stdout, t->comm, comm_width);
 	print_cell(stdout, t->cmdline ? t->cmdline : "", true);
 	putchar('\n');
 }
 
-static void print_match_summary(const Rule *r, const TargetList *l)
+/* For a rule that would signal nobody: the processes nearest to it, and the keys they fail,
+ * so that nobody has to compare the rule with ps by eye. */
+static int print_nearest(const Rule *r)
+{
+	CandidateList l = { 0 };
+	char fails[128];
+	int fails_width = 5, comm_width = 4;
+
+	int res = match_nearest(r->match, r->leaders_only, 5, &l);
+	if (res < 0)
+		return res;
+	if (l.n == 0)
+		fprintf(stderr, "sigreload: rule %s: no process comes near it either\n", r->name);
+	for (size_t i = 0; i < l.n; i++) {
+		int w = (int)strlen(match_fails_format(l.v[i].fails, false, fails, sizeof(fails)));
+		fails_width = w > fails_width ? w : fails_width;
+		w = print_cell(NULL, l.v[i].t.comm, false);
+		comm_width = w > comm_width ? w : comm_width;
+	}
+	if (l.n > 0)
+		fprintf(stderr,
+			"sigreload: rule %s: the nearest processes, and the keys of the rule they "
+			"fail:\n  %7s  %7s  %10s  %-*s  %-*s  %s\n",
+			r->name, "PID", "PPID", "UID", fails_width, "FAILS", comm_width, "COMM",
+			"CMDLINE");
+	for (size_t i = 0; i < l.n; i++) {
+		fputs("  ", stderr);
+		print_uid(stderr, &l.v[i].t);
+		print_cell_padded(stderr,
+				  match_fails_format(l.v[i].fails, false, fails, sizeof(fails)),
+				  fails_width);
+		print_cell_padded(stderr, l.v[i].t.comm, comm_width);
+		print_cell(stderr, l.v[i].t.cmdline, true);
+		fputc('\n', stderr);
+	}
+	candidate_list_done(&l);
+	return 0;
+}
+
+/* Returns how many of its matches the rule would signal. */
+static size_t print_match_summary(const Rule *r, const TargetList *l)
 {
 	size_t leaders = 0;
 	char sig[SIGNAME_MAX];
@@ -256,19 +313,24 @@ static void print_match_summary(const Rule *r, const TargetList *l)
 			"sigreload: rule %s: the exe of %zu process%s is unreadable (another uid): "
 			"match by comm or cmdline, or add capability SYS_PTRACE\n",
 			r->name, l->exe_denied, l->exe_denied == 1 ? "" : "es");
+	return leaders;
 }
 
 static int cmd_match(const Options *o)
 {
 	_cleanup_(rules_freep) Rules *rules = NULL;
-	const Rule *only = NULL;
-	int width = 4, r = 0;
+	_cleanup_free_ const Matcher **m = NULL;
+	_cleanup_free_ bool *leaders_only = NULL;
+	_cleanup_free_ TargetList *lists = NULL;
+	_cleanup_free_ const Rule **chosen = NULL;
+	size_t n = 0;
+	int name_width = 4, comm_width = 15, r;
 
 	if (o->n_args > 1)
 		return usage_error("match takes at most one rule name, got '%s' too", o->args[1]);
 	if (!(rules = load_or_report(o->config)))
 		return EXIT_USAGE;
-	if (o->n_args == 1 && !(only = rules_find(rules, o->args[0]))) {
+	if (o->n_args == 1 && !rules_find(rules, o->args[0])) {
 		fprintf(stderr, "sigreload: %s has no rule named '%s'; its rules are:", rules->file,
 			o->args[0]);
 		for (size_t i = 0; i < rules->n; i++)
@@ -276,28 +338,44 @@ static int cmd_match(const Options *o)
 		fputc('\n', stderr);
 		return EXIT_USAGE;
 	}
+	m = calloc(rules->n, sizeof(*m));
+	leaders_only = calloc(rules->n, sizeof(*leaders_only));
+	lists = calloc(rules->n, sizeof(*lists));
+	chosen = calloc(rules->n, sizeof(*chosen));
+	if (!m || !leaders_only || !lists || !chosen)
+		return EXIT_RUNTIME;
 	for (size_t i = 0; i < rules->n; i++)
-		if ((!only || only == &rules->v[i]) && (int)strlen(rules->v[i].name) > width)
-			width = (int)strlen(rules->v[i].name);
-	printf("%-*s  %7s  %7s  %10s  %-6s  %-16s%s\n", width, "RULE", "PID", "PPID", "UID",
-	       "SIGNAL", "COMM", "CMDLINE");
-	for (size_t i = 0; i < rules->n && r == 0; i++) {
-		const Rule *rule = &rules->v[i];
-		TargetList l = { 0 };
-		if (only && only != rule)
-			continue;
-		r = match_find(rule->match, rule->leaders_only, true, &l);
-		for (size_t j = 0; j < l.n; j++)
-			print_match_row(rule, &l.v[j], width);
-		fflush(stdout);
-		if (r == 0)
-			print_match_summary(rule, &l);
-		if (r == 0 && (getpid() == 1 || l.scan.seen <= 1))
-			fprintf(stderr,
-				"sigreload: no process is visible here but sigreload itself: "
-				"is shareProcessNamespace: true set on the pod?\n");
-		target_list_done(&l);
+		if (o->n_args == 0 || rules_find(rules, o->args[0]) == &rules->v[i]) {
+			chosen[n] = &rules->v[i];
+			m[n] = rules->v[i].match;
+			leaders_only[n] = rules->v[i].leaders_only;
+			n++;
+		}
+	/* one scan for every rule; the columns sized to what they hold */
+	r = match_find_many(m, leaders_only, n, true, lists);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		int w = (int)strlen(chosen[i]->name);
+		name_width = w > name_width ? w : name_width;
+		for (size_t j = 0; j < lists[i].n; j++) {
+			w = print_cell(NULL, lists[i].v[j].comm, false);
+			comm_width = w > comm_width ? w : comm_width;
+		}
 	}
+	if (r == 0)
+		printf("%-*s  %7s  %7s  %10s  %-6s  %-*s  %s\n", name_width, "RULE", "PID", "PPID",
+		       "UID", "SIGNAL", comm_width, "COMM", "CMDLINE");
+	for (size_t i = 0; r == 0 && i < n; i++)
+		for (size_t j = 0; j < lists[i].n; j++)
+			print_match_row(chosen[i], &lists[i].v[j], name_width, comm_width);
+	fflush(stdout);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (print_match_summary(chosen[i], &lists[i]) == 0 && lists[i].scan.visited > 0)
+			r = print_nearest(chosen[i]);
+	if (r == 0 && (getpid() == 1 || (n > 0 && lists[0].scan.seen <= 1)))
+		fprintf(stderr, "sigreload: no process is visible here but sigreload itself: "
+				"is shareProcessNamespace: true set on the pod?\n");
+	for (size_t i = 0; i < n; i++)
+		target_list_done(&lists[i]);
 	if (r < 0) {
 		fprintf(stderr, "sigreload: cannot scan /proc: %s\n", strerror(-r));
 		return EXIT_RUNTIME;

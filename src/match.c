@@ -1,9 +1,12 @@
-/* match.c: matching processes against a rule, then keeping the leaders. */
+/* match.c: matching processes against a rule, then keeping the leaders; for a rule that matches
+ * nothing, the processes nearest to it. */
 #include "match.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <regex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -325,4 +328,294 @@ bool match_pid(const Matcher *m, pid_t pid, unsigned long long starttime)
 	PidCtx c = { .m = m, .starttime = starttime };
 
 	return proc_visit(pid, pid_visit, &c) == 1;
+}
+
+/* ---- the nearest processes --------------------------------------------------------------- */
+
+/* A key that passes outweighs any likeness in one that fails. */
+#define NEAR_KEY	100
+#define NEAR_UID	50 /* a shared uid counts for less: most processes of a pod share one */
+#define NEAR_PER_CHAR	4 /* for each leading character comm shares with the pattern */
+#define NEAR_NAMED	20 /* the cmdline, or the pattern of the other key, names the process */
+#define NEAR_MIN_WORD	3 /* shorter shared names are chance, not likeness */
+#define NEAR_HINT_SHOWN 3
+
+/* The leading literal characters of a glob, before its first wildcard: "php-fpm" of
+ * "php-fpm*". What a process named like the pattern shares with it. */
+static size_t glob_word(const char *glob, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (const char *p = glob; *p && !strchr("*?[", *p) && n + 1 < size; p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		out[n++] = *p;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* The leading letters of comm: "python" of "python3", "gunicorn" of "gunicorn: maste". */
+static size_t comm_word(const char *comm, char *out, size_t size)
+{
+	size_t n = 0;
+
+	while (isalpha((unsigned char)comm[n]) && n + 1 < size) {
+		out[n] = comm[n];
+		n++;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+static size_t common_prefix(const char *a, const char *b)
+{
+	size_t n = 0;
+
+	while (a[n] && b[n] && tolower((unsigned char)a[n]) == tolower((unsigned char)b[n]))
+		n++;
+	return n;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}
+
+/* Likeness to the comm key: a shared prefix, or a cmdline that names the pattern's word. */
+static unsigned near_comm(const char *word, size_t w, const MatchFacts *f)
+{
+	size_t shared = common_prefix(f->comm, word);
+	unsigned near = 0;
+
+	if (w > 0 && shared >= (w < NEAR_MIN_WORD ? w : NEAR_MIN_WORD))
+		near += (unsigned)shared * NEAR_PER_CHAR;
+	if (w >= NEAR_MIN_WORD && f->cmdline && strcasestr(f->cmdline, word))
+		near += NEAR_NAMED;
+	return near;
+}
+
+unsigned match_nearness(const Matcher *m, const MatchFacts *f, unsigned *fails)
+{
+	char word[PROC_COMM_MAX];
+	unsigned score = 0, likeness = 0, miss = 0;
+
+	if (m->comm && fnmatch(m->comm, f->comm, 0) == 0) {
+		score += NEAR_KEY;
+	} else if (m->comm) {
+		miss |= MATCH_FAILS_COMM;
+		likeness += near_comm(word, glob_word(m->comm, word, sizeof(word)), f);
+	}
+	if (m->has_re && f->cmdline && regexec(&m->re, f->cmdline, 0, NULL, 0) == 0) {
+		score += NEAR_KEY;
+	} else if (m->has_re) {
+		miss |= MATCH_FAILS_CMDLINE;
+		/* a cmdline-only rule: does its pattern name the process? */
+		if (!m->comm && comm_word(f->comm, word, sizeof(word)) >= NEAR_MIN_WORD &&
+		    strcasestr(m->cmdline, word))
+			likeness += NEAR_NAMED;
+	}
+	if (m->exe) {
+		const char *base = base_name(m->exe);
+		if (f->exe && fnmatch(m->exe, f->exe, 0) == 0) {
+			score += NEAR_KEY;
+		} else {
+			miss |= f->exe_denied ? MATCH_FAILS_EXE_UNREADABLE : MATCH_FAILS_EXE;
+			/* named like the executable the rule names, by its comm or its exe */
+			if (glob_word(base, word, sizeof(word)) >= NEAR_MIN_WORD &&
+			    (fnmatch(base, f->comm, 0) == 0 ||
+			     (f->exe && fnmatch(base, base_name(f->exe), 0) == 0)))
+				likeness += NEAR_NAMED;
+		}
+	}
+	/* a uid in common is no likeness by itself: most processes of a pod share one */
+	bool related = score > 0 || likeness > 0;
+	if (m->has_uid && f->uid_known && f->uid == m->uid)
+		score += NEAR_UID;
+	else if (m->has_uid)
+		miss |= MATCH_FAILS_UID;
+	*fails = miss;
+	return related ? score + likeness : 0;
+}
+
+typedef struct NearCtx {
+	const Matcher *m;
+	size_t max;
+	CandidateList *out;
+	pid_t *matches; /* every full match, for leaders_only */
+	size_t n_matches, cap_matches;
+} NearCtx;
+
+static int candidate_fill(Candidate *c, ProcEntry *e, const ProcStat *st, unsigned fails,
+			  unsigned nearness)
+{
+	const char *s;
+
+	*c = (Candidate){ .fails = fails, .nearness = nearness };
+	c->t = (Target){ .pid = st->pid, .ppid = st->ppid, .starttime = st->starttime };
+	memcpy(c->t.comm, st->comm, sizeof(c->t.comm));
+	c->t.uid_known = proc_entry_uid(e, &c->t.uid) == 0;
+	if (proc_entry_cmdline(e, &s) < 0)
+		s = "";
+	return (c->t.cmdline = strdup(s)) ? 0 : -ENOMEM;
+}
+
+/* Nearest first; among equals, the lower pid (the older process, usually the parent). */
+static int candidate_cmp(const void *a, const void *b)
+{
+	const Candidate *x = a, *y = b;
+
+	if (x->nearness != y->nearness)
+		return x->nearness > y->nearness ? -1 : 1;
+	return (x->t.pid > y->t.pid) - (x->t.pid < y->t.pid);
+}
+
+/* Keeps at most max: a new candidate takes the place of the farthest when nearer. */
+static int candidate_keep(NearCtx *c, ProcEntry *e, const ProcStat *st, unsigned fails,
+			  unsigned nearness)
+{
+	CandidateList *l = c->out;
+	Candidate cand;
+	size_t at = l->n;
+
+	if (l->n == c->max) {
+		at = 0;
+		for (size_t i = 1; i < l->n; i++)
+			if (candidate_cmp(&l->v[i], &l->v[at]) > 0)
+				at = i;
+		Candidate probe = { .t.pid = st->pid, .nearness = nearness };
+		if (candidate_cmp(&probe, &l->v[at]) > 0)
+			return 0;
+	} else if (ARRAY_RESERVE(l->v, l->cap, l->n) < 0) {
+		return -ENOMEM;
+	}
+	if (candidate_fill(&cand, e, st, fails, nearness) < 0) {
+		free(cand.t.cmdline);
+		return -ENOMEM;
+	}
+	if (at < l->n)
+		free(l->v[at].t.cmdline);
+	else
+		l->n++;
+	l->v[at] = cand;
+	return 0;
+}
+
+static int near_visit(ProcEntry *e, void *userdata)
+{
+	NearCtx *c = userdata;
+	const Matcher *m = c->m;
+	MatchFacts f = { 0 };
+	const ProcStat *st;
+	const char *s;
+	unsigned fails;
+
+	if (proc_entry_comm(e, &f.comm) < 0)
+		return 0; /* vanished */
+	if (proc_entry_cmdline(e, &s) == 0)
+		f.cmdline = s;
+	if (m->exe) {
+		int r = proc_entry_exe(e, &s);
+		f.exe = r == 0 ? s : NULL;
+		f.exe_denied = r == -EACCES;
+	}
+	if (m->has_uid)
+		f.uid_known = proc_entry_uid(e, &f.uid) == 0;
+	unsigned nearness = match_nearness(m, &f, &fails);
+	if (nearness == 0 || !(st = proc_entry_stat(e)))
+		return 0; /* unrelated; or vanished, a zombie, a kernel thread */
+	if (fails == 0) {
+		if (ARRAY_RESERVE(c->matches, c->cap_matches, c->n_matches) < 0)
+			return -ENOMEM;
+		c->matches[c->n_matches++] = st->pid;
+	}
+	return candidate_keep(c, e, st, fails, nearness);
+}
+
+int match_nearest(const Matcher *m, bool leaders_only, size_t max, CandidateList *out)
+{
+	NearCtx c = { .m = m, .max = max, .out = out };
+
+	candidate_list_done(out);
+	if (max == 0)
+		return 0;
+	int r = proc_scan(near_visit, &c, NULL);
+	for (size_t i = 0; r == 0 && leaders_only && i < out->n; i++)
+		for (size_t j = 0; out->v[i].fails == 0 && j < c.n_matches; j++)
+			if (c.matches[j] == out->v[i].t.ppid)
+				out->v[i].fails = MATCH_FAILS_WORKER;
+	free(c.matches);
+	if (r < 0) {
+		candidate_list_done(out);
+		return r;
+	}
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), candidate_cmp);
+	return 0;
+}
+
+void candidate_list_done(CandidateList *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].t.cmdline);
+	free(l->v);
+	*l = (CandidateList){ 0 };
+}
+
+const char *match_fails_format(unsigned fails, bool phrases, char *buf, size_t size)
+{
+	static const struct {
+		unsigned bit;
+		const char *token, *phrase;
+	} names[] = {
+		{ MATCH_FAILS_COMM, "comm", "comm" },
+		{ MATCH_FAILS_CMDLINE, "cmdline", "cmdline" },
+		{ MATCH_FAILS_EXE, "exe", "exe" },
+		{ MATCH_FAILS_EXE_UNREADABLE, "exe-unreadable",
+		  "exe (unreadable: another uid's, and no CAP_SYS_PTRACE)" },
+		{ MATCH_FAILS_UID, "uid", "uid" },
+		{ MATCH_FAILS_WORKER, "worker", "nothing, but it is a worker of a match" },
+	};
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+		if (!(fails & names[i].bit))
+			continue;
+		int n = snprintf(buf + len, size - len, "%s%s", len ? (phrases ? ", " : ",") : "",
+				 phrases ? names[i].phrase : names[i].token);
+		if (n < 0 || (size_t)n >= size - len) {
+			buf[len] = '\0'; /* cut at a whole name */
+			break;
+		}
+		len += (size_t)n;
+	}
+	if (!fails)
+		snprintf(buf, size, "nothing: it matches now");
+	return buf;
+}
+
+void match_hint(const Matcher *m, bool leaders_only, char *buf, size_t size)
+{
+	CandidateList l = { 0 };
+	char fails[128];
+	size_t len = 0;
+
+	if (match_nearest(m, leaders_only, NEAR_HINT_SHOWN, &l) < 0 || l.n == 0) {
+		snprintf(buf, size,
+			 "no process comes near the rule; sigreload match -c FILE shows what it "
+			 "matches");
+		candidate_list_done(&l);
+		return;
+	}
+	for (size_t i = 0; i < l.n && len < size; i++) {
+		int n = snprintf(buf + len, size - len, "%spid %d \"%s\" fails %s",
+				 i ? "; " : "nearest: ", (int)l.v[i].t.pid, l.v[i].t.comm,
+				 match_fails_format(l.v[i].fails, true, fails, sizeof(fails)));
+		len += n > 0 ? (size_t)n : 0;
+	}
+	if (len < size)
+		snprintf(buf + len, size - len, "; sigreload match -c FILE lists them");
+	candidate_list_done(&l);
 }

@@ -22,7 +22,6 @@ const char *match_cmdline(const Matcher *m);
 const char *match_exe(const Matcher *m);
 bool match_uid(const Matcher *m, uid_t *out);
 
-
 typedef struct Target {
 	pid_t pid, ppid;
 	unsigned long long starttime;
@@ -52,5 +51,53 @@ void target_list_done(TargetList *l);
 /* Whether the process pid, started at starttime, still matches m (re-read now: a process may
  * exec another program under the same pid). Leaders-only cannot be told without a scan. */
 bool match_pid(const Matcher *m, pid_t pid, unsigned long long starttime);
+
+/* ---- when a rule matches nothing: the nearest processes, and why each is not a match ---- */
+
+/* The keys a process fails, as bits; 0: it matches. */
+enum {
+	MATCH_FAILS_COMM = 1 << 0,
+	MATCH_FAILS_CMDLINE = 1 << 1,
+	MATCH_FAILS_EXE = 1 << 2,
+	MATCH_FAILS_EXE_UNREADABLE = 1 << 3, /* another uid's exe, and no CAP_SYS_PTRACE */
+	MATCH_FAILS_UID = 1 << 4,
+	MATCH_FAILS_WORKER = 1 << 5, /* every key matches, but so does its parent (leaders_only) */
+};
+
+/* What is known of one process. NULL strings were not read or could not be. */
+typedef struct MatchFacts {
+	const char *comm, *cmdline, *exe;
+	bool exe_denied; /* exe: EACCES */
+	bool uid_known;
+	uid_t uid;
+} MatchFacts;
+
+/* How near the process comes to matching m: 0 when it has nothing to do with the rule (its
+ * comm shares no prefix with the rule's, its cmdline does not name it, ...), higher when
+ * nearer. *fails gets the keys it fails. Pure: no /proc. */
+unsigned match_nearness(const Matcher *m, const MatchFacts *f, unsigned *fails);
+
+typedef struct Candidate {
+	Target t; /* with uid and cmdline */
+	unsigned fails, nearness;
+} Candidate;
+
+typedef struct CandidateList {
+	Candidate *v;
+	size_t n, cap;
+} CandidateList;
+
+/* Scans /proc for the processes nearest to matching m, nearest first, at most max. Returns 0
+ * or -errno; out is reset first. */
+int match_nearest(const Matcher *m, bool leaders_only, size_t max, CandidateList *out);
+void candidate_list_done(CandidateList *l);
+
+/* The bits of fails joined with ",": as column tokens ("comm,exe-unreadable") or, with
+ * phrases, as words for a sentence ("comm, exe unreadable (...)"). Returns buf. */
+const char *match_fails_format(unsigned fails, bool phrases, char *buf, size_t size);
+
+/* A one-line hint for a rule that found no target: the nearest few processes and the keys
+ * they fail, or that none comes near. Always fills buf (NUL-terminated, cut to size). */
+void match_hint(const Matcher *m, bool leaders_only, char *buf, size_t size);
 
 #endif
