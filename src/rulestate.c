@@ -287,10 +287,14 @@ static void delivery_over(RuleState *s, const DeliveryOutcome *o)
 	s->baselined = true;
 	s->untold = o->signaled == 0 || s->env->dry_run;
 	if (o->signaled == 0) {
+		char hint[512];
+
 		/* A target that starts later reads the files as they are now; but the targets are
-		 * not known to hold them, should the rule's match be fixed. */
+		 * not known to hold them, should the rule's match be fixed. The processes nearest
+		 * to the rule are looked for here only, where a user needs them. */
+		match_hint(r->match, r->leaders_only, hint, sizeof(hint));
 		log_warn("no target", LF_STR("rule", r->name), LF_STR("sha256", hex),
-			 LF_STR("hint", "sigreload match -c FILE shows what the rule matches"));
+			 LF_STR("hint", hint));
 		metrics_reload(m, r->name, RESULT_NO_TARGET);
 	} else if (s->env->dry_run) {
 		log_info("would reload (dry run)", LF_STR("rule", r->name),
