@@ -1,6 +1,7 @@
 /* main.c: sigreload's table of contents: arguments, subcommands, exit codes. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,6 +21,7 @@
 #include "match.h"
 #include "rules.h"
 #include "sandbox.h"
+#include "satoken.h"
 #include "signame.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
@@ -185,6 +187,24 @@ static Rules *load_or_report(const char *file)
 	return r < 0 ? NULL : rules;
 }
 
+static int print_cell(FILE *f, const char *s, bool last);
+
+/* Pitfalls in what the paths hold now: a check run in the pod sees its volumes. */
+static void check_paths(const Rules *rules)
+{
+	char token[PATH_MAX];
+
+	for (size_t i = 0; i < rules->n; i++)
+		for (size_t j = 0; j < rules->v[i].n_paths; j++) {
+			if (satoken_find(rules->v[i].paths[j], token, sizeof(token)) != 1)
+				continue;
+			fprintf(stderr, "sigreload: warning: rule %s: ", rules->v[i].name);
+			print_cell(stderr, token, false);
+			fprintf(stderr, " is a projected service-account token: %s\n",
+				SATOKEN_HINT);
+		}
+}
+
 static int cmd_check(const Options *o)
 {
 	Rules *rules;
@@ -194,6 +214,8 @@ static int cmd_check(const Options *o)
 	if (!(rules = load_or_report(o->config)))
 		return EXIT_USAGE;
 	rules_print(rules, stdout);
+	fflush(stdout);
+	check_paths(rules);
 	rules_free(rules);
 	return EXIT_OK;
 }
