@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "proc.h"
 #include "rulestate.h"
+#include "satoken.h"
 #include "signame.h"
 #include "timer.h"
 #include "watch.h"
@@ -648,7 +649,7 @@ static int start_http(Engine *e)
 static void startup_diagnostics(Engine *e)
 {
 	ProcScanInfo info = { 0 };
-	char uid[32];
+	char uid[32], token[PATH_MAX];
 
 	snprintf(uid, sizeof(uid), "%u", (unsigned)geteuid());
 	if (e->opt.can_kill_any)
@@ -674,6 +675,13 @@ static void startup_diagnostics(Engine *e)
 				    LF_STR("hint",
 					   "Kubernetes never updates subPath mounts: mount the "
 					   "whole volume and point paths at the directory"));
+	for (size_t i = 0; i < e->rules->n; i++)
+		for (size_t j = 0; j < e->rules->v[i].n_paths; j++)
+			if (satoken_find(e->rules->v[i].paths[j], token, sizeof(token)) == 1)
+				log_warn("path holds a rotating service-account token",
+					 LF_STR("rule", e->rules->v[i].name),
+					 LF_STR("path", e->rules->v[i].paths[j]),
+					 LF_STR("token", token), LF_STR("hint", SATOKEN_HINT));
 }
 
 int engine_start(Engine *e)
