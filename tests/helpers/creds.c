@@ -1,10 +1,12 @@
 /* creds: run a program with the credentials runc gives a non-root Kubernetes container.
  *
- *   creds [--uid N] [--gid N] [--caps LIST] [--no-new-privs] [--show] [--] PROG [ARG]...
+ *   creds [--uid N] [--gid N] [--groups GIDS] [--caps LIST] [--no-new-privs] [--show] [--]
+ *         PROG [ARG]...
  *
  * As containerd and CRI-O set them up for `runAsUser: N, capabilities: {drop: [ALL], add: LIST}`
- * (docs/SECURITY-MODES.md): the bounding set is LIST only; the uid and gids become N (no
- * supplementary groups), the capabilities kept across the switch (PR_SET_KEEPCAPS); permitted =
+ * (docs/SECURITY-MODES.md): the bounding set is LIST only; the uid and gids become N, the
+ * supplementary groups GIDS (comma-separated: the pod's fsGroup and supplementalGroups; none by
+ * default), the capabilities kept across the switch (PR_SET_KEEPCAPS); permitted =
  * effective = LIST; inheritable and ambient empty (so a plain binary loses LIST at execve, as in
  * Kubernetes, unlike podman and `setpriv --ambient-caps`); no_new_privs with --no-new-privs
  * (allowPrivilegeEscalation: false). Then execv(PROG). Must start as root.
@@ -63,8 +65,8 @@ static void die(const char *what)
 static void usage(const char *msg)
 {
 	fprintf(stderr,
-		"creds: %s\nusage: creds [--uid N] [--gid N] [--caps LIST] [--no-new-privs] "
-		"[--show] [--] PROG [ARG]...\n",
+		"creds: %s\nusage: creds [--uid N] [--gid N] [--groups GIDS] [--caps LIST] "
+		"[--no-new-privs] [--show] [--] PROG [ARG]...\n",
 		msg);
 	exit(EXIT_SETUP);
 }
@@ -104,6 +106,23 @@ static uint64_t caps_parse(const char *list)
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
 		set |= UINT64_C(1) << cap_parse(t);
 	return set;
+}
+
+/* "2000,3000" into gids; returns how many. */
+static size_t groups_parse(const char *list, gid_t *gids, size_t max)
+{
+	char buf[512], *save = NULL;
+	size_t n = 0;
+
+	if (strlen(list) >= sizeof(buf))
+		usage("--groups list too long");
+	strcpy(buf, list);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (n == max)
+			usage("too many --groups");
+		gids[n++] = (gid_t)number(t, UINT32_MAX - 1, "bad gid in --groups");
+	}
+	return n;
 }
 
 static int cap_last(void)
@@ -161,6 +180,8 @@ int main(int argc, char **argv)
 {
 	unsigned long uid = 65532, gid = 65532;
 	uint64_t caps = 0;
+	gid_t groups[32];
+	size_t n_groups = 0;
 	bool nnp = false, verbose = false;
 	int i;
 
@@ -178,6 +199,9 @@ int main(int argc, char **argv)
 			uid = number(argv[++i], UINT32_MAX - 1, "bad --uid");
 		} else if (strcmp(argv[i], "--gid") == 0) {
 			gid = number(argv[++i], UINT32_MAX - 1, "bad --gid");
+		} else if (strcmp(argv[i], "--groups") == 0) {
+			n_groups =
+			    groups_parse(argv[++i], groups, sizeof(groups) / sizeof(groups[0]));
 		} else if (strcmp(argv[i], "--caps") == 0) {
 			caps = caps_parse(argv[++i]);
 		} else {
@@ -192,7 +216,7 @@ int main(int argc, char **argv)
 	bounding_keep(caps);
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 		die("PR_SET_KEEPCAPS");
-	if (setgroups(0, NULL) < 0)
+	if (setgroups(n_groups, groups) < 0)
 		die("setgroups");
 	if (setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) < 0)
 		die("setresgid");

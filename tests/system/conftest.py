@@ -334,12 +334,12 @@ class Log:
 class Reloader:
     """`sigreload run` in a pod, with its rule file in workdir."""
 
-    def __init__(self, pod, workdir, rules, args=(), prefix=(), wait=True):
+    def __init__(self, pod, workdir, rules, args=(), prefix=(), wait=True, binary=BIN):
         self.config = Path(workdir) / "sigreload.yaml"
         self.config.write_text(rules)
         if "--metrics-listen" not in args:
             args = [*args, "--metrics-listen", "127.0.0.1:0"]  # never the shared default port
-        self.proc = pod.spawn([*prefix, BIN, "run", "-c", self.config, "--log-level", "debug", *args])
+        self.proc = pod.spawn([*prefix, binary, "run", "-c", self.config, "--log-level", "debug", *args])
         self.log = Log(self.proc.err)
         pod.reloaders.append(self)
         if wait:

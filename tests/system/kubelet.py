@@ -28,10 +28,11 @@ def _first(key):
 class AtomicVolume:
     """A ConfigMap/Secret volume directory written as the kubelet writes it."""
 
-    def __init__(self, root, old_order=False, mode=0o644):
+    def __init__(self, root, old_order=False, mode=0o644, fs_group=None):
         self.root = Path(root)
         self.old_order = old_order  # older kubelets made new top-level links before the swap
         self.mode = mode
+        self.fs_group = fs_group  # the pod's securityContext.fsGroup
         self.root.mkdir(parents=True, exist_ok=True)
 
     def current(self):
@@ -72,6 +73,14 @@ class AtomicVolume:
             finally:
                 os.close(fd)
             os.chmod(path, self.mode)
+        # 4. fsGroup: the new directory and its keys made the group's, read-only volumes get
+        # g+r (files) and g+rx with setgid (directories), whatever defaultMode said
+        if self.fs_group is not None:
+            for dirpath, _, files in os.walk(new_dir):
+                for p in [Path(dirpath), *(Path(dirpath) / f for f in files)]:
+                    os.chown(p, -1, self.fs_group)
+                    extra = 0o2550 if p.is_dir() else 0o440
+                    os.chmod(p, os.stat(p).st_mode & 0o7777 | extra)
         new_links = {_first(k) for k in payload}
         old_links = {_first(k) for k in old}
         if self.old_order:
