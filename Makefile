@@ -33,6 +33,10 @@ DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev pyth
 	libmicrohttpd-dev python3-pytest mandoc util-linux procps coreutils nginx curl inotify-tools \
 	openssl prometheus unzip yamllint python3-yaml libcap2-bin libseccomp-dev clang \
 	libclang-rt-14-dev llvm valgrind
+# The daemons tests/system/test_daemons.py reloads with config/*.yaml. Under systemd they start
+# their own services on install; the tests never use those (each daemon runs in a pod of its
+# own, on a free loopback port, with its files in a temporary directory).
+DEBIAN_PACKAGES += haproxy postgresql php-fpm apache2 gunicorn python3-setproctitle
 
 .PHONY: all asan bench demo static test test-unit test-system asan format install clean deps helpers help
 
