@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TIMEOUT, Reloader
+from conftest import BIN, ROOT, TIMEOUT, Reloader
 from kubelet import AtomicVolume
+from test_nearest import nearest
 from test_nginx import free_port, processes
 
 CONFIG = ROOT / "config"
@@ -224,6 +225,29 @@ def test_haproxy(pod, workdir, style):
     settled(r, haproxy, master)
 
 
+def test_haproxy_standalone_is_not_taken_for_a_master(pod, workdir):
+    """A standalone haproxy ignores SIGUSR2: the -W rule does not match it, and the comm-only
+    rule (master-worker set in haproxy.cfg) reports the reload failed rather than done."""
+    port = free_port()
+    vol = AtomicVolume(workdir / "haproxy")
+    vol.write({"haproxy.cfg": haproxy_cfg(port, "v1", False)})
+    haproxy = pod.spawn([need("/usr/sbin/haproxy"), "-db", "-f", vol.root / "haproxy.cfg"])
+    wait_for("haproxy", lambda: http(f"http://127.0.0.1:{port}/"), "v1")
+    w = workdir / "w.yaml"
+    w.write_text(example("haproxy", {"/usr/local/etc/haproxy": vol.root}))
+    code, out, err = pod.run([BIN, "match", "-c", w])
+    assert code == 0 and out.splitlines()[1:] == []
+    assert [(row[0], row[3]) for row in nearest(err)[0]["haproxy"]] == [(haproxy.nspid, "cmdline")]
+
+    r = Reloader(pod, workdir,
+                 example("haproxy-master-worker", {"/usr/local/etc/haproxy": vol.root}))
+    r.log.expect("watching", rule="haproxy")
+    vol.write({"haproxy.cfg": haproxy_cfg(port, "v2", False)})
+    ev = r.log.expect("reload failed", rule="haproxy")
+    assert ev["reason"] == "ignored"
+    assert http(f"http://127.0.0.1:{port}/") == "v1"  # never reloaded, and said so
+
+
 # ---- PostgreSQL ---------------------------------------------------------------------------
 
 def test_postgres(pod, workdir):
@@ -310,7 +334,8 @@ def test_php_fpm(pod, workdir):
 
     master = fpm.nspid
     r = reload_once(pod, workdir, example("php-fpm", {"/usr/local/etc/php-fpm.d": vol.root}),
-                    "php-fpm", master, "SIGUSR2", lambda: vol.write({"www.conf": pool % (port, "v2")}))
+                    "php-fpm", master, "SIGUSR2",
+                    lambda: vol.write({"www.conf": pool % (port, "v2")}))
     fpm.err.expect(r"Reloading in progress")
     wait_for("php-fpm's ping", lambda: fastcgi_get(port, "/ping"), "v2")
     settled(r, fpm, master)

@@ -55,7 +55,8 @@ def test_check_warns_about_a_rotating_token(workdir):
     legacy = AtomicVolume(workdir / "legacy")
     legacy.write(projected(legacy_token()))
     path = workdir / "r.yaml"
-    path.write_text(rules(rule("whole", [vol.root], "app"), rule("file", [vol.root / "app.conf"], "app"),
+    path.write_text(rules(rule("whole", [vol.root], "app"),
+                          rule("file", [vol.root / "app.conf"], "app"),
                           rule("legacy", [legacy.root], "app")))
     r = sigreload("check", "-c", path)
     assert r.returncode == 0  # a warning, not an error: the rules are valid
