@@ -5,7 +5,7 @@ DESTDIR ?=
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 PKG_CONFIG ?= pkg-config
-PKGS := yaml-0.1 libcrypto libmicrohttpd libseccomp
+PKGS := yaml-0.1 libcrypto libmicrohttpd libseccomp libcurl
 
 CFLAGS ?= -O2 -g
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
@@ -37,6 +37,8 @@ DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev pyth
 # their own services on install; the tests never use those (each daemon runs in a pod of its
 # own, on a free loopback port, with its files in a temporary directory).
 DEBIAN_PACKAGES += haproxy postgresql php-fpm apache2 gunicorn python3-setproctitle
+# HTTP actions: libcurl's headers and library
+DEBIAN_PACKAGES += libcurl4-openssl-dev
 
 .PHONY: all asan bench demo static test test-unit test-system asan format install clean deps helpers help
 
