@@ -1,12 +1,16 @@
 /* sandbox.c: the seccomp allow-list (libseccomp). After start-up sigreload reads files and
- * /proc, watches, signals, serves HTTP on sockets it already has, and logs; it never writes a
- * file, executes, traces, mounts, changes credentials or opens a new socket. */
+ * /proc, watches, signals, serves HTTP on sockets it already has, makes HTTP requests over TCP,
+ * and logs; it never writes a file, executes, traces, mounts, changes credentials, makes a
+ * thread or opens a socket of another kind. */
 #include "sandbox.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <seccomp.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "cleanup.h"
 
@@ -54,6 +58,7 @@ static const char *const allowed[] = {
 	"timerfd_gettime",
 	"clock_gettime",
 	"gettimeofday",
+	"time", /* OpenSSL's certificate checks, where the vDSO does not answer (valgrind) */
 	/* logging and HTTP on the sockets made at start-up */
 	"write",
 	"writev",
@@ -68,6 +73,8 @@ static const char *const allowed[] = {
 	"getsockopt",
 	"getsockname",
 	"getpeername",
+	/* HTTP requests: connect on the sockets socket() may make (see below) */
+	"connect",
 	/* signals: to targets, and from the signalfd */
 	"kill",
 	"pidfd_open",
@@ -113,6 +120,32 @@ static void release(scmp_filter_ctx *ctx)
 		seccomp_release(*ctx);
 }
 
+/* socket() for HTTP requests: TCP over IPv4 and IPv6; UDP too when libcurl resolves names with
+ * c-ares (DNS). Never AF_UNIX, AF_NETLINK, AF_PACKET or raw sockets. */
+static int allow_sockets(scmp_filter_ctx ctx)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	const scmp_datum_t flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+	const struct {
+		int type, protocol;
+	} kinds[] = { { SOCK_STREAM, 0 },
+		      { SOCK_STREAM, IPPROTO_TCP },
+		      { SOCK_DGRAM, 0 },
+		      { SOCK_DGRAM, IPPROTO_UDP } };
+	size_t n = v->ares ? ELEMENTSOF(kinds) : 2;
+	int r;
+
+	for (int family = 0; family < 2; family++)
+		for (size_t i = 0; i < n; i++)
+			if ((r = seccomp_rule_add(
+				 ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
+				 SCMP_A0(SCMP_CMP_EQ, family ? AF_INET6 : AF_INET),
+				 SCMP_A1(SCMP_CMP_MASKED_EQ, ~flags, (scmp_datum_t)kinds[i].type),
+				 SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)kinds[i].protocol))) < 0)
+				return r;
+	return 0;
+}
+
 int sandbox_apply(void)
 {
 	_cleanup_(release) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
@@ -140,6 +173,8 @@ int sandbox_apply(void)
 	if (seccomp_syscall_resolve_name("open") != __NR_SCMP_ERROR &&
 	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(open), 1,
 				  SCMP_A1(SCMP_CMP_MASKED_EQ, write_flags, 0))) < 0)
+		return r;
+	if ((r = allow_sockets(ctx)) < 0)
 		return r;
 	return seccomp_load(ctx);
 }

@@ -9,7 +9,8 @@
 bool sandbox_supported(void);
 
 /* Sets no_new_privs and loads the filter: every other system call fails with EPERM, files can
- * be opened for reading only, and no socket can be made. Returns 0 or -errno. */
+ * be opened for reading only, and the only sockets that can be made are TCP over IPv4 and IPv6
+ * (and UDP when libcurl resolves names with c-ares). Returns 0 or -errno. */
 int sandbox_apply(void);
 
 #endif

@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,9 +83,50 @@ static int try_unlink(void)
 	return errno_of(unlink("/tmp/sigreload-sandbox-test-none"));
 }
 
-static int try_socket(void)
+static int try_unix_socket(void)
 {
-	return errno_of(socket(AF_INET, SOCK_STREAM, 0));
+	return errno_of(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+}
+
+static int try_netlink_socket(void)
+{
+	return errno_of(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0));
+}
+
+static int try_packet_socket(void)
+{
+	return errno_of(socket(AF_PACKET, SOCK_RAW, 0));
+}
+
+static int try_raw_socket(void)
+{
+	return errno_of(socket(AF_INET, SOCK_RAW, IPPROTO_ICMP));
+}
+
+/* UDP is DNS's: only a libcurl that resolves with c-ares needs it (not Debian's). */
+static int try_udp_socket(void)
+{
+	return errno_of(socket(AF_INET6, SOCK_DGRAM, 0));
+}
+
+static int try_sctp_socket(void)
+{
+	return errno_of(socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP));
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/* A thread: libcurl's threaded resolver would make one for every name. */
+static int try_thread(void)
+{
+	pthread_t t;
+	int r = pthread_create(&t, NULL, nothing, NULL);
+	if (r == 0)
+		pthread_join(t, NULL);
+	return r;
 }
 
 static int try_setuid(void)
@@ -106,11 +150,22 @@ static void test_refused(void **state)
 		const char *what;
 		Probe probe;
 	} probes[] = {
-		{ "execve", try_execve },	  { "ptrace", try_ptrace },
-		{ "mount", try_mount },		  { "open for writing", try_write_file },
-		{ "open O_RDWR", try_rdwr_file }, { "unlink", try_unlink },
-		{ "socket", try_socket },	  { "setuid", try_setuid },
-		{ "chmod", try_chmod },		  { "prctl", try_prctl },
+		{ "execve", try_execve },
+		{ "ptrace", try_ptrace },
+		{ "mount", try_mount },
+		{ "open for writing", try_write_file },
+		{ "open O_RDWR", try_rdwr_file },
+		{ "unlink", try_unlink },
+		{ "AF_UNIX socket", try_unix_socket },
+		{ "AF_NETLINK socket", try_netlink_socket },
+		{ "AF_PACKET socket", try_packet_socket },
+		{ "raw socket", try_raw_socket },
+		{ "UDP socket", try_udp_socket },
+		{ "SCTP socket", try_sctp_socket },
+		{ "thread", try_thread },
+		{ "setuid", try_setuid },
+		{ "chmod", try_chmod },
+		{ "prctl", try_prctl },
 	};
 	(void)state;
 	for (size_t i = 0; i < ELEMS(probes); i++) {
@@ -154,11 +209,43 @@ static int locked(void)
 	return strstr(buf, "\nNoNewPrivs:\t1\n") && strstr(buf, "\nSeccomp:\t2\n") ? 0 : EINVAL;
 }
 
+static int listener_port;
+
+/* What an HTTP request does: a TCP socket (IPv4 or IPv6), connected. */
+static int tcp_connect(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)listener_port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd6 = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+
+	if (fd6 < 0 || fd < 0)
+		return errno;
+	close(fd6);
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+	    (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS))
+		return errno;
+	close(fd);
+	return 0;
+}
+
 static void test_allowed(void **state)
 {
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	(void)state;
+	assert_true(l >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(l, 4), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &len), 0);
+	listener_port = ntohs(a.sin_port);
 	assert_int_equal(under_filter(read_proc_and_dirs), 0);
 	assert_int_equal(under_filter(locked), 0);
+	assert_int_equal(under_filter(tcp_connect), 0);
+	close(l);
 }
 
 int main(void)
