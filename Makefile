@@ -37,8 +37,8 @@ DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev pyth
 # their own services on install; the tests never use those (each daemon runs in a pod of its
 # own, on a free loopback port, with its files in a temporary directory).
 DEBIAN_PACKAGES += haproxy postgresql php-fpm apache2 gunicorn python3-setproctitle
-# HTTP actions: libcurl's headers and library
-DEBIAN_PACKAGES += libcurl4-openssl-dev
+# HTTP actions: libcurl's headers and library; Alertmanager, reloaded by their tests
+DEBIAN_PACKAGES += libcurl4-openssl-dev prometheus-alertmanager
 
 .PHONY: all asan bench demo static test test-unit test-system asan format install clean deps helpers help
 
@@ -58,6 +58,11 @@ $(B)/unit/%: tests/unit/%.c $(LIB_OBJ) tests/unit/unit.h
 $(B)/helpers/%: tests/helpers/%.c $(wildcard tests/helpers/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
+# The HTTP client on sigreload's loop, driven from the tests: it links the library objects.
+$(B)/helpers/fetch_driver: tests/helpers/fetch_driver.c $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(LIBS)
 
 helpers: $(HELPER_BIN)
 
