@@ -21,8 +21,32 @@ typedef struct SigCount {
 	uint64_t n;
 } SigCount;
 
+/* Statuses counted per rule, beyond which they count as code="other": an endpoint answering
+ * random codes must not grow the exposition without bound. */
+#define HTTP_CODES_MAX	16
+#define HTTP_CODE_ERROR 0 /* no answer */
+#define HTTP_CODE_OTHER -1
+
+/* sigreload_http_request_duration_seconds' buckets: the client libraries' defaults. */
+static const double http_buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+#define HTTP_BUCKETS (sizeof(http_buckets) / sizeof(http_buckets[0]))
+
+typedef struct HttpCount {
+	long code;
+	uint64_t n;
+} HttpCount;
+
+typedef struct HttpMetrics {
+	HttpCount codes[HTTP_CODES_MAX + 1]; /* the last one: "other" */
+	size_t n_codes;
+	uint64_t buckets[HTTP_BUCKETS]; /* not cumulative: added up when rendered */
+	uint64_t count;
+	double sum;
+} HttpMetrics;
+
 typedef struct RuleMetrics {
 	char *name;
+	HttpMetrics *http; /* an http rule's, else NULL */
 	uint64_t reloads[RESULT_N];
 	uint64_t errors[REASON_N];
 	SigCount *sent;
@@ -43,8 +67,8 @@ struct Metrics {
 	uint64_t watch_errors[WATCH_ERR_N];
 };
 
-static const char *const result_names[RESULT_N] = { "signaled", "unchanged", "no_target", "failed",
-						    "held" };
+static const char *const result_names[RESULT_N] = { "signaled", "unchanged", "no_target",
+						    "failed",	"held",	     "requested" };
 static const char *const reason_names[REASON_N] = { "eperm",	     "esrch",	"no_handler",
 						    "target_exited", "ignored", "other" };
 static const char *const watch_error_names[WATCH_ERR_N] = { "limit", "overflow", "access",
@@ -79,6 +103,7 @@ static void rule_metrics_done(RuleMetrics *r)
 {
 	free(r->name);
 	free(r->sent);
+	free(r->http);
 }
 
 void metrics_free(Metrics *m)
@@ -126,8 +151,16 @@ int metrics_set_rules(Metrics *m, char *const *names, const int *signals, size_t
 					      .last_ok = true,
 					      .last_ok_ts = wall_now() };
 		}
-		/* the rule's signal has a series from the start, at 0 */
-		if (!v[i].name || count_signal(&v[i], signals[i], 0) < 0) {
+		/* a signal rule's signal has a series from the start, at 0; an http rule's
+		 * duration too, and a rule that changed kind keeps only its new kind's */
+		if (signals[i]) {
+			free(v[i].http);
+			v[i].http = NULL;
+		} else if (!v[i].http) {
+			v[i].http = calloc(1, sizeof(*v[i].http));
+		}
+		if (!v[i].name || (signals[i] && count_signal(&v[i], signals[i], 0) < 0) ||
+		    (!signals[i] && !v[i].http)) {
 			for (size_t j = 0; j <= i; j++)
 				rule_metrics_done(&v[j]);
 			free(v);
@@ -157,7 +190,7 @@ void metrics_reload(Metrics *m, const char *rule, ReloadResult result)
 	if (!r)
 		return;
 	r->reloads[result]++;
-	if (result == RESULT_SIGNALED) {
+	if (result == RESULT_SIGNALED || result == RESULT_REQUESTED) {
 		r->last_ok = true;
 		r->last_ok_ts = wall_now();
 	} else if (result == RESULT_FAILED) {
@@ -219,6 +252,35 @@ void metrics_watch_error(Metrics *m, WatchError reason)
 	m->watch_errors[reason]++;
 }
 
+/* The count of code, made on first use; past HTTP_CODES_MAX codes, "other"'s. */
+static HttpCount *http_code(HttpMetrics *h, long code)
+{
+	for (size_t i = 0; i < h->n_codes; i++)
+		if (h->codes[i].code == code)
+			return &h->codes[i];
+	if (h->n_codes >= HTTP_CODES_MAX && code != HTTP_CODE_OTHER)
+		return http_code(h, HTTP_CODE_OTHER);
+	h->codes[h->n_codes] = (HttpCount){ .code = code };
+	return &h->codes[h->n_codes++];
+}
+
+void metrics_http_request(Metrics *m, const char *rule, long status, double seconds)
+{
+	RuleMetrics *r = find(m, rule);
+	HttpMetrics *h = r ? r->http : NULL;
+	size_t i = 0;
+
+	if (!h)
+		return;
+	http_code(h, status > 0 ? status : HTTP_CODE_ERROR)->n++;
+	while (i < HTTP_BUCKETS && seconds > http_buckets[i])
+		i++;
+	if (i < HTTP_BUCKETS)
+		h->buckets[i]++;
+	h->count++;
+	h->sum += seconds;
+}
+
 static void header(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -275,6 +337,53 @@ static void render_process(FILE *f)
 		(double)btime + (double)st.starttime / (double)tick);
 }
 
+static void render_http(FILE *f, const Metrics *m)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < m->n; i++)
+		any = any || m->v[i].http;
+	if (!any)
+		return;
+	header(
+	    f, "sigreload_http_requests_total", "counter",
+	    "HTTP requests made (actions and verifications), by status code (error: no answer).");
+	for (size_t i = 0; i < m->n; i++)
+		for (size_t c = 0; m->v[i].http && c < m->v[i].http->n_codes; c++) {
+			const HttpCount *hc = &m->v[i].http->codes[c];
+			char code[24];
+			snprintf(code, sizeof(code), "%ld", hc->code);
+			fprintf(f, "sigreload_http_requests_total{rule=\"%s\",code=\"%s\"} %llu\n",
+				m->v[i].name,
+				hc->code == HTTP_CODE_ERROR   ? "error"
+				: hc->code == HTTP_CODE_OTHER ? "other"
+							      : code,
+				(unsigned long long)hc->n);
+		}
+	header(f, "sigreload_http_request_duration_seconds", "histogram",
+	       "How long HTTP requests took, answered or not.");
+	for (size_t i = 0; i < m->n; i++) {
+		const HttpMetrics *h = m->v[i].http;
+		uint64_t below = 0;
+		if (!h)
+			continue;
+		for (size_t b = 0; b < HTTP_BUCKETS; b++)
+			fprintf(
+			    f,
+			    "sigreload_http_request_duration_seconds_bucket{rule=\"%s\",le=\"%g\"} "
+			    "%llu\n",
+			    m->v[i].name, http_buckets[b],
+			    (unsigned long long)(below += h->buckets[b]));
+		fprintf(
+		    f,
+		    "sigreload_http_request_duration_seconds_bucket{rule=\"%s\",le=\"+Inf\"} %llu\n"
+		    "sigreload_http_request_duration_seconds_sum{rule=\"%s\"} %.6f\n"
+		    "sigreload_http_request_duration_seconds_count{rule=\"%s\"} %llu\n",
+		    m->v[i].name, (unsigned long long)h->count, m->v[i].name, h->sum, m->v[i].name,
+		    (unsigned long long)h->count);
+	}
+}
+
 static void render_rules(FILE *f, const Metrics *m, const MetricsLive *live)
 {
 	char hex[DIGEST_HEX_LEN], sig[SIGNAME_MAX];
@@ -287,13 +396,13 @@ static void render_rules(FILE *f, const Metrics *m, const MetricsLive *live)
 				(unsigned long long)m->v[i].reloads[r]);
 	header(f, "sigreload_signals_sent_total", "counter", "Signals sent to targets.");
 	for (size_t i = 0; i < m->n; i++)
-		for (size_t s = 0; s < m->v[i].n_sent; s++)
+		for (size_t s = 0; s < m->v[i].n_sent && !m->v[i].http; s++)
 			fprintf(f, "sigreload_signals_sent_total{rule=\"%s\",signal=\"%s\"} %llu\n",
 				m->v[i].name, signame_format(m->v[i].sent[s].sig, sig),
 				(unsigned long long)m->v[i].sent[s].n);
 	header(f, "sigreload_signal_errors_total", "counter", "Signals not delivered, by reason.");
 	for (size_t i = 0; i < m->n; i++)
-		for (int r = 0; r < REASON_N; r++)
+		for (int r = 0; r < REASON_N && !m->v[i].http; r++) /* an http rule sends none */
 			fprintf(
 			    f, "sigreload_signal_errors_total{rule=\"%s\",reason=\"%s\"} %llu\n",
 			    m->v[i].name, reason_names[r], (unsigned long long)m->v[i].errors[r]);
@@ -324,6 +433,7 @@ static void render_rules(FILE *f, const Metrics *m, const MetricsLive *live)
 	for (size_t i = 0; i < m->n; i++)
 		fprintf(f, "sigreload_target_exits_total{rule=\"%s\"} %llu\n", m->v[i].name,
 			(unsigned long long)m->v[i].target_exits);
+	render_http(f, m);
 	if (live->targets) {
 		header(f, "sigreload_targets", "gauge",
 		       "Processes the rule would signal now (leaders only), from a /proc scan.");

@@ -14,6 +14,7 @@ typedef enum {
 	RESULT_NO_TARGET,
 	RESULT_FAILED,
 	RESULT_HELD,
+	RESULT_REQUESTED, /* an HTTP action answered as expected */
 	RESULT_N,
 } ReloadResult;
 
@@ -41,7 +42,8 @@ int metrics_new(Metrics **out);
 void metrics_free(Metrics *m);
 
 /* The rules now configured, by name, with their signals: series of rules no longer there are
- * dropped, those of new rules start at zero (their last_reload_successful at 1, as of now). */
+ * dropped, those of new rules start at zero (their last_reload_successful at 1, as of now).
+ * A signal of 0 is a rule that sends none (an http rule): it has the HTTP series instead. */
 int metrics_set_rules(Metrics *m, char *const *names, const int *signals, size_t n);
 
 void metrics_reload(Metrics *m, const char *rule, ReloadResult result);
@@ -53,6 +55,10 @@ void metrics_unreadable(Metrics *m, const char *rule, size_t files);
 void metrics_target_exit(Metrics *m, const char *rule);
 void metrics_rules_loaded(Metrics *m, bool ok);
 void metrics_watch_error(Metrics *m, WatchError reason);
+
+/* One HTTP request a rule made (its action or its verification): status 0 when no answer came
+ * (counted as code="error"), and how long it took. */
+void metrics_http_request(Metrics *m, const char *rule, long status, double seconds);
 
 const char *metrics_reason_name(SignalError reason);
 

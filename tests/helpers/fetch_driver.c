@@ -9,6 +9,9 @@
  *                              <errno name>" when fetch_start refuses)
  *   cancel ID                  fetch_cancel; prints "cancelled ID"
  *   ping TEXT                  prints "pong TEXT" at once, whatever is in flight
+ *   metrics                    prints the exposition in which every request counts (as the
+ *                              HTTP rule "driver": a 2xx is a reload requested, else failed),
+ *                              then "end metrics"
  * and prints, when a request ends,
  *   done ID status=N err=<errno name|0> truncated=0|1 body_len=N seconds=S body=B error=E
  * with B and E escaped as the tests' escaped() does (tests/system/conftest.py).
@@ -23,6 +26,7 @@
 
 #include "fetch.h"
 #include "loop.h"
+#include "metrics.h"
 #include "sandbox.h"
 #include "timer.h"
 
@@ -34,6 +38,7 @@ typedef struct Driver {
 	Loop *loop;
 	Timer *timer;
 	Fetcher *fetcher;
+	Metrics *metrics;
 	Source input; /* stdin: tagged SOURCE_SIGNAL, a tag the driver uses for nothing else */
 	char buf[LINE_MAX_BYTES];
 	size_t len;
@@ -75,6 +80,10 @@ static void on_done(const FetchResult *r, void *userdata)
 	putchar('\n');
 	fflush(stdout);
 	s->d->fetches[s->i] = NULL;
+	/* what the delivery code counts for an HTTP rule's attempt */
+	metrics_http_request(s->d->metrics, "driver", r->status, r->seconds);
+	metrics_reload(s->d->metrics, "driver",
+		       r->status >= 200 && r->status < 300 ? RESULT_REQUESTED : RESULT_FAILED);
 }
 
 static int set_field(HttpRequest *req, size_t *max_body, char *key, char *value)
@@ -146,6 +155,18 @@ static void cmd_cancel(Driver *d, unsigned id)
 	printf("cancelled %u\n", id);
 }
 
+static void print_metrics(Driver *d)
+{
+	MetricsLive live = { 0 };
+	size_t len;
+	char *text = metrics_render(d->metrics, &live, &len);
+
+	if (text)
+		fwrite(text, 1, len, stdout);
+	free(text);
+	puts("end metrics");
+}
+
 static void command(Driver *d, char *line)
 {
 	unsigned id;
@@ -153,6 +174,8 @@ static void command(Driver *d, char *line)
 
 	if (strncmp(line, "ping ", 5) == 0)
 		printf("pong %s\n", line + 5);
+	else if (strcmp(line, "metrics") == 0)
+		print_metrics(d);
 	else if (sscanf(line, "fetch %u%n", &id, &n) == 1 && (line[n] == '\t' || !line[n]))
 		cmd_fetch(d, id, line + n);
 	else if (sscanf(line, "cancel %u", &id) == 1)
@@ -211,13 +234,16 @@ static int dispatch(Source *src, uint32_t events, void *userdata)
 int main(int argc, char **argv)
 {
 	static Driver d = { .input = { .type = SOURCE_SIGNAL, .fd = STDIN_FILENO } };
+	char *rule = "driver";
+	int no_signal = 0; /* an http rule */
 	bool seccomp = argc > 1 && strcmp(argv[1], "--seccomp") == 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (fcntl(STDIN_FILENO, F_SETFL, O_NONBLOCK) < 0 || loop_new(&d.loop) < 0 ||
 	    timer_new(&d.timer) < 0 || fetcher_new(d.loop, &d.fetcher) < 0 ||
 	    loop_add(d.loop, timer_source(d.timer), EPOLLIN) < 0 ||
-	    loop_add(d.loop, &d.input, EPOLLIN) < 0) {
+	    loop_add(d.loop, &d.input, EPOLLIN) < 0 || metrics_new(&d.metrics) < 0 ||
+	    metrics_set_rules(d.metrics, &rule, &no_signal, 1) < 0) {
 		perror("fetch_driver: setup");
 		return 1;
 	}
@@ -230,6 +256,7 @@ int main(int argc, char **argv)
 	       seccomp ? "on" : "off");
 	int r = loop_run(d.loop, dispatch, &d);
 	fetcher_free(d.fetcher);
+	metrics_free(d.metrics);
 	timer_free(d.timer);
 	loop_free(d.loop);
 	return r == 1 ? 0 : 1;

@@ -193,6 +193,15 @@ class Driver:
     def request(self, timeout=TIMEOUT, **fields):
         return self.result(self.fetch(**fields), timeout)
 
+    def metrics(self):
+        """The exposition in which the driver counted every request (as rule "driver")."""
+        self.proc.out.drain()
+        start = len(self.proc.out.lines)
+        self.send("metrics")
+        self.line(r"^end metrics$")
+        lines = self.proc.out.lines[start:]
+        return "\n".join(lines[:lines.index("end metrics")]) + "\n"
+
     def close(self):
         if self.proc.p.poll() is None:
             self.proc.p.stdin.close()  # EOF: the driver frees everything and exits

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -291,6 +292,26 @@ def test_names_without_a_resolver_thread(sink, workdir):
         assert r["err"] == "ECONNREFUSED"  # 127.0.0.2: the sink listens on 127.0.0.1
     finally:
         d.close()
+
+
+def test_metrics_of_http_requests_pass_promtool(driver, sink):
+    for path in ("/status/200", "/status/200", "/status/503"):
+        driver.request(url=sink.url(path))
+    driver.request(url=f"http://127.0.0.1:{closed_port()}/")
+    text = driver.metrics()
+    for line in ('sigreload_http_requests_total{rule="driver",code="200"} 2',
+                 'sigreload_http_requests_total{rule="driver",code="503"} 1',
+                 'sigreload_http_requests_total{rule="driver",code="error"} 1',
+                 'sigreload_http_request_duration_seconds_count{rule="driver"} 4',
+                 'sigreload_http_request_duration_seconds_bucket{rule="driver",le="+Inf"} 4',
+                 'sigreload_reloads_total{rule="driver",result="requested"} 2',
+                 'sigreload_reloads_total{rule="driver",result="failed"} 2',
+                 'sigreload_last_reload_successful{rule="driver"} 0'):
+        assert line in text.splitlines(), line
+    assert "sigreload_signals_sent_total{" not in text  # an http rule sends no signal
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                           capture_output=True)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_memory_and_fds_flat_over_1000_requests(driver, pki, workdir):
