@@ -48,7 +48,7 @@ struct Engine {
 	Source *signals;
 	Watch *watch;
 	Timer *timer;
-	char *config_path; /* absolute, to watch */
+	char *config_path; /* absolute, to watch; NULL: the rules came from the command line */
 	unsigned char config_digest[DIGEST_LEN]; /* of the bytes last loaded or tried */
 	ConfigBurst config_burst;
 	uint64_t resync_due;
@@ -116,7 +116,7 @@ static void scan_all(Engine *e)
 
 static size_t n_watch_paths(const Engine *e)
 {
-	size_t n = 1; /* the rule file */
+	size_t n = e->config_path != NULL; /* the rule file */
 
 	for (size_t i = 0; i < e->n_states; i++)
 		n += rulestate_rule(e->states[i])->n_paths;
@@ -135,7 +135,8 @@ static int set_watches(Engine *e)
 		for (size_t j = 0; j < r->n_paths; j++)
 			paths[n++] = (WatchPath){ .path = r->paths[j], .owner = (unsigned)i };
 	}
-	paths[n++] = (WatchPath){ .path = e->config_path, .owner = CONFIG_OWNER };
+	if (e->config_path)
+		paths[n++] = (WatchPath){ .path = e->config_path, .owner = CONFIG_OWNER };
 	int r = watch_set(e->watch, paths, n);
 	if (r >= 0)
 		log_info("watches armed", LF_UINT("watches", (unsigned)r),
@@ -237,6 +238,11 @@ static void reload_rules(Engine *e, const char *why)
 	RulesErrors errs;
 	Rules *rules;
 
+	if (!e->opt.config_file) {
+		log_info("no rule file to reload", LF_STR("why", why),
+			 LF_STR("next", "keeping the rules of the command line"));
+		return;
+	}
 	int r = rules_load(e->opt.config_file, &rules, &errs);
 	/* What was tried is not tried again until the file changes: the bytes parsed, never the
 	 * file as it is by now (a fixed version written meanwhile must still be loaded). */
@@ -283,6 +289,8 @@ static void config_changed(Engine *e)
 	unsigned char digest[DIGEST_LEN];
 
 	e->config_burst = (ConfigBurst){ 0 };
+	if (!e->opt.config_file)
+		return;
 	int r = digest_file(e->opt.config_file, digest);
 	if (r < 0) {
 		log_warn("rule file unreadable", LF_STR("path", e->opt.config_file), LF_ERRNO(-r),
@@ -548,7 +556,7 @@ int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signa
 			    .dry_run = opt->dry_run,
 			    .tick = digest_tick,
 			    .userdata = e };
-	if (!(e->config_path = absolute(opt->config_file)))
+	if (opt->config_file && !(e->config_path = absolute(opt->config_file)))
 		return -ENOMEM;
 	if ((r = install_rules(e, owned)) < 0)
 		return r;
@@ -687,8 +695,9 @@ static void startup_diagnostics(Engine *e)
 int engine_start(Engine *e)
 {
 	log_info("starting", LF_STR("version", SIGRELOAD_VERSION),
-		 LF_STR("config", e->opt.config_file), LF_UINT("rules", e->n_states),
-		 LF_BOOL("dry_run", e->opt.dry_run), LF_INT("pid", getpid()));
+		 LF_STR("config", e->opt.config_file ? e->opt.config_file : "(command line)"),
+		 LF_UINT("rules", e->n_states), LF_BOOL("dry_run", e->opt.dry_run),
+		 LF_INT("pid", getpid()));
 	startup_diagnostics(e);
 	int r = start_http(e);
 	if (r < 0)
@@ -702,7 +711,8 @@ int engine_start(Engine *e)
 	/* The rule file may have changed between its loading and its watch. */
 	memcpy(e->config_digest, e->rules->sha256, DIGEST_LEN);
 	unsigned char now[DIGEST_LEN];
-	if (digest_file(e->opt.config_file, now) == 0 && memcmp(now, e->config_digest, DIGEST_LEN))
+	if (e->opt.config_file && digest_file(e->opt.config_file, now) == 0 &&
+	    memcmp(now, e->config_digest, DIGEST_LEN))
 		e->config_burst = (ConfigBurst){ .start = timer_now(), .due = timer_now() };
 	for (size_t i = 0; i < e->n_states && !e->stopping; i++)
 		rulestate_baseline(e->states[i], true);

@@ -12,7 +12,7 @@
 typedef struct Engine Engine;
 
 typedef struct EngineOptions {
-	const char *config_file;
+	const char *config_file; /* NULL: the rules came from the command line (no file to watch) */
 	bool dry_run;
 	bool can_kill_any; /* CAP_KILL is effective */
 	/* set where the command line overrides the rule file */

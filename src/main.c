@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "caps.h"
 #include "cleanup.h"
+#include "cmreload.h"
 #include "digest.h"
 #include "engine.h"
 #include "log.h"
@@ -34,6 +35,8 @@ typedef struct Options {
 	const char *log_format, *log_level, *metrics_listen; /* NULL: from the rule file */
 	char **args;
 	int n_args;
+	CmReload cm; /* configmap-reload's flags, used instead of a rule file when given */
+	bool cmreload;
 } Options;
 
 static const char usage_text[] =
@@ -44,6 +47,9 @@ static const char usage_text[] =
     "  sigreload check -c FILE          validate the rule file and print the resolved plan\n"
     "  sigreload match -c FILE [RULE]   list the processes each rule would signal now\n"
     "  sigreload hash PATH...           print the digests sigreload computes for PATHs\n"
+    "  sigreload [run|check] -volume-dir=DIR... -webhook-url=URL... [-webhook-method=POST]\n"
+    "                  [-webhook-status-code=200] [-webhook-retries=1]\n"
+    "                  [-web.listen-address=:9533]   configmap-reload's flags, instead of -c\n"
     "  sigreload --help | --version\n"
     "\n"
     "Watches files mounted from ConfigMaps and Secrets and, when their content changes,\n"
@@ -100,6 +106,7 @@ static int parse_args(int argc, char **argv, Options *o)
 	LogFormat format;
 	LogLevel level;
 	ListenAddr addr;
+	char err[256];
 	int c;
 
 	o->command = "run";
@@ -111,6 +118,10 @@ static int parse_args(int argc, char **argv, Options *o)
 			return usage_error("unknown command '%s'", argv[1]);
 		argv++, argc--;
 	}
+	int taken = cmreload_take(&argc, argv, &o->cm, err, sizeof(err));
+	if (taken < 0)
+		return usage_error("%s", taken == -ENOMEM ? "out of memory" : err);
+	o->cmreload = taken > 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":c:hV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -162,6 +173,12 @@ static int parse_args(int argc, char **argv, Options *o)
 	}
 	o->args = argv + optind;
 	o->n_args = argc - optind;
+	if (o->cmreload && o->config)
+		return usage_error(
+		    "-c and configmap-reload's flags (-volume-dir, -webhook-url, ...) "
+		    "exclude each other");
+	if (o->cmreload && (!strcmp(o->command, "match") || !strcmp(o->command, "hash")))
+		return usage_error("%s does not take configmap-reload's flags", o->command);
 	if (!o->config)
 		o->config = getenv("SIGRELOAD_CONFIG");
 	if (!o->config || !*o->config)
@@ -169,18 +186,21 @@ static int parse_args(int argc, char **argv, Options *o)
 	return -1;
 }
 
-static Rules *load_or_report(const char *file)
+static Rules *load_or_report(const Options *o)
 {
+	const char *file = o->cmreload ? CMRELOAD_SOURCE : o->config;
 	RulesErrors errs;
 	Rules *rules = NULL;
 
-	int r = rules_load(file, &rules, &errs);
+	int r =
+	    o->cmreload ? cmreload_load(&o->cm, &rules, &errs) : rules_load(file, &rules, &errs);
 	for (size_t i = 0; i < errs.n; i++)
-		fprintf(stderr, "%s\n", errs.v[i]);
+		fprintf(stderr, "%s%s\n", o->cmreload ? "sigreload: " : "", errs.v[i]);
 	size_t n = errs.n - errs.truncated; /* the "too many errors" line is not one */
 	if (r == -EINVAL)
-		fprintf(stderr, "sigreload: %s has %zu%s error%s: nothing was loaded\n", file, n,
-			errs.truncated ? " or more" : "", n == 1 ? "" : "s");
+		fprintf(stderr, "sigreload: %s %s %zu%s error%s: nothing was loaded\n", file,
+			o->cmreload ? "have" : "has", n, errs.truncated ? " or more" : "",
+			n == 1 ? "" : "s");
 	else if (r == -ENOMEM)
 		fprintf(stderr, "sigreload: out of memory\n");
 	rules_errors_done(&errs);
@@ -211,7 +231,7 @@ static int cmd_check(const Options *o)
 
 	if (o->n_args > 0)
 		return usage_error("check takes no arguments, got '%s'", o->args[0]);
-	if (!(rules = load_or_report(o->config)))
+	if (!(rules = load_or_report(o)))
 		return EXIT_USAGE;
 	rules_print(rules, stdout);
 	fflush(stdout);
@@ -350,7 +370,7 @@ static int cmd_match(const Options *o)
 
 	if (o->n_args > 1)
 		return usage_error("match takes at most one rule name, got '%s' too", o->args[1]);
-	if (!(rules = load_or_report(o->config)))
+	if (!(rules = load_or_report(o)))
 		return EXIT_USAGE;
 	if (o->n_args == 1 && !rules_find(rules, o->args[0])) {
 		fprintf(stderr, "sigreload: %s has no rule named '%s'; its rules are:", rules->file,
@@ -511,7 +531,7 @@ static void lock_down(const Options *o)
 
 static int cmd_run(const Options *o)
 {
-	EngineOptions eo = { .config_file = o->config,
+	EngineOptions eo = { .config_file = o->cmreload ? NULL : o->config,
 			     .dry_run = o->dry_run,
 			     .metrics_listen = o->metrics_listen,
 			     .can_kill_any = caps_raise_kill() };
@@ -527,7 +547,7 @@ static int cmd_run(const Options *o)
 		eo.log_format_set = log_format_parse(o->log_format, &eo.log_format) == 0;
 	if (o->log_level)
 		eo.log_level_set = log_level_parse(o->log_level, &eo.log_level) == 0;
-	if (!(rules = load_or_report(o->config)))
+	if (!(rules = load_or_report(o)))
 		return EXIT_USAGE;
 	if ((r = block_signals(&signals)) < 0 || (r = loop_new(&loop)) < 0 ||
 	    (r = engine_new(&eo, rules, loop, &signals, &engine)) < 0) {
@@ -546,18 +566,24 @@ static int cmd_run(const Options *o)
 	return r == 1 ? EXIT_OK : EXIT_RUNTIME;
 }
 
+static int run_command(const Options *o)
+{
+	if (strcmp(o->command, "check") == 0)
+		return cmd_check(o);
+	if (strcmp(o->command, "match") == 0)
+		return cmd_match(o);
+	if (strcmp(o->command, "hash") == 0)
+		return cmd_hash(o);
+	return cmd_run(o);
+}
+
 int main(int argc, char **argv)
 {
 	Options o = { 0 };
 
 	int r = parse_args(argc, argv, &o);
-	if (r >= 0)
-		return r;
-	if (strcmp(o.command, "check") == 0)
-		return cmd_check(&o);
-	if (strcmp(o.command, "match") == 0)
-		return cmd_match(&o);
-	if (strcmp(o.command, "hash") == 0)
-		return cmd_hash(&o);
-	return cmd_run(&o);
+	if (r < 0)
+		r = run_command(&o);
+	cmreload_done(&o.cm);
+	return r;
 }
