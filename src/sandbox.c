@@ -139,9 +139,9 @@ static int allow_sockets(scmp_filter_ctx ctx)
 		for (size_t i = 0; i < n; i++)
 			if ((r = seccomp_rule_add(
 				 ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
-				 SCMP_A0(SCMP_CMP_EQ, family ? AF_INET6 : AF_INET),
+				 SCMP_A0(SCMP_CMP_EQ, family ? AF_INET6 : AF_INET, 0),
 				 SCMP_A1(SCMP_CMP_MASKED_EQ, ~flags, (scmp_datum_t)kinds[i].type),
-				 SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)kinds[i].protocol))) < 0)
+				 SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)kinds[i].protocol, 0))) < 0)
 				return r;
 	return 0;
 }

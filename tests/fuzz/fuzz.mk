@@ -6,7 +6,8 @@
 #                              every input of tests/fuzz/open-bugs/ must still fail (strict
 #                              xfail: when one passes, its bug is fixed: move it to corpus/)
 #   make fuzz-build            only build build/fuzz/fuzz_*
-#   make fuzz-run-rules ...    one target (fuzz-run-proc, fuzz-run-inotify, fuzz-run-http)
+#   make fuzz-run-rules ...    one target (fuzz-run-proc, fuzz-run-inotify, fuzz-run-http,
+#                              fuzz-run-hosts, fuzz-run-cmreload)
 #
 # The library objects are built with the Makefile's flags, clang and
 # -fsanitize=fuzzer-no-link,address,undefined into build/fuzz/; each target links them with
@@ -20,19 +21,22 @@ FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS ?= 2
 FUZZ_B := build/fuzz
-FUZZ_TARGETS := rules proc inotify http
+FUZZ_TARGETS := rules proc inotify http hosts cmreload
 FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN)
 FUZZ_OBJ := $(patsubst src/%.c,$(FUZZ_B)/%.o,$(filter-out src/main.c,$(wildcard src/*.c)))
 FUZZ_BIN := $(patsubst %,$(FUZZ_B)/fuzz_%,$(FUZZ_TARGETS))
 # libFuzzer's options per target: -max_len keeps inputs to what the code path can get (a rule file
 # is read whole, a /proc file is read into 4 KiB, one inotify read() is 16 KiB, a request's headers
-# must fit MHD's 16 KiB pool), -timeout makes a hang a failure.
+# must fit MHD's 16 KiB pool; a hosts file and argv need no more than a few KiB to reach every
+# branch), -timeout makes a hang a failure.
 FUZZ_OPTS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 FUZZ_OPTS_rules := -max_len=65536 -dict=tests/fuzz/rules.dict
 FUZZ_OPTS_proc := -max_len=4096
 FUZZ_OPTS_inotify := -max_len=16384
 FUZZ_OPTS_http := -max_len=20000 -dict=tests/fuzz/http.dict
+FUZZ_OPTS_hosts := -max_len=8192
+FUZZ_OPTS_cmreload := -max_len=4096
 # The process's own environment for the targets (ASan's leak checker on, abort on UBSan).
 FUZZ_SKIP_OPEN_BUGS ?= 0
 FUZZ_SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1 \
