@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 #define KEY_SIZE 1024
-#define MAX_KEYS 1000
+#define MAX_KEYS 100000
 
 static int records_fd = -1;
 static long master = -1;
