@@ -40,6 +40,9 @@ DEBIAN_PACKAGES += haproxy postgresql php-fpm apache2 gunicorn python3-setprocti
 # HTTP actions: libcurl's headers and library; Alertmanager, reloaded by their tests
 DEBIAN_PACKAGES += libcurl4-openssl-dev prometheus-alertmanager
 
+# `make bench`: system calls counted by strace, pictures drawn by matplotlib
+DEBIAN_PACKAGES += strace python3-matplotlib
+
 .PHONY: all asan bench demo static test test-unit test-system asan format install clean deps helpers help
 
 all: $(BIN)
@@ -67,8 +70,21 @@ $(B)/helpers/fetch_driver: tests/helpers/fetch_driver.c $(LIB_OBJ)
 helpers: $(HELPER_BIN)
 
 # Benchmarks, side by side with what users run today; not part of `make test`.
+# BENCH_BIN is the binary measured: `make static bench BENCH_BIN=build/static/sigreload`.
+BENCH_BIN ?= $(BIN)
 bench: $(BIN) helpers
-	SIGRELOAD_BIN=$(CURDIR)/$(BIN) SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers $(PYTHON) bench/run.py $(BENCH_ARGS)
+	SIGRELOAD_BIN=$(abspath $(BENCH_BIN)) SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers \
+		$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+.PHONY: bench-quick bench-readme
+bench-quick:
+	$(MAKE) bench BENCH_ARGS="--quick $(BENCH_ARGS)"
+
+# The README's Performance section from a results JSON (the newest by default), never by hand.
+BENCH_RESULTS ?= $(lastword $(sort $(wildcard bench/results/*.json)))
+bench-readme:
+	@test -n "$(BENCH_RESULTS)" || { echo "no bench/results/*.json: run make bench"; exit 1; }
+	$(PYTHON) bench/readme.py --write $(BENCH_RESULTS)
 
 # sigreload's main job on the bundled example: real nginx reloaded in a PID namespace.
 demo: $(BIN)
@@ -130,3 +146,4 @@ deps:
 help:
 	@echo "targets: all test test-unit test-system asan fuzz fuzz-regress bench demo static"
 	@echo "         format install clean deps; CI runs: make deps && make test asan fuzz"
+	@echo "         bench-quick bench-readme: see bench/README.md"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""sigreload's benchmarks, side by side with what users run today (`make bench`).
+"""sigreload's benchmarks, side by side with what users run today and with the floor (`make bench`).
 
 Every figure comes from real processes in fresh PID namespaces ("pods", bench/pod.py), real files
 written the way the kubelet writes a ConfigMap volume (bench/kubeswap.c, a C replay of
@@ -7,24 +7,23 @@ tests/system/kubelet.py that reads CLOCK_MONOTONIC right before and right after 
 rename) and a target (bench/stamp.c) that reads CLOCK_MONOTONIC in its signal handler. The peers
 are the loops users run today, from Debian packages (bench/peers/): md5sum polling every 1 s and
 30 s with `kill -HUP $(pgrep -x app)`, and `inotifywait -m` with one `pkill -HUP -x app` per event.
+The floor (bench/floor.c) is the least any watcher can do: an inotify watch and kill(2).
 
-    make bench [BENCH_ARGS="--quick"]
+    make bench [BENCH_ARGS="--quick" or "--only latency,scaling"]
 
-prints markdown tables and writes bench/results/<UTC time>.json and .md. The run takes five to
-seven minutes on two cores (`--quick`: under two); see --help for the knobs, and bench/README.md
-for the method. A benchmark reports; it never fails on a missed target (only on a broken
-harness).
+prints markdown tables, ends with the goals of issue 11 (met or missed), and writes
+bench/results/<UTC time>.json, .md and PNGs. The whole run takes about 15 minutes on two cores
+(`--quick`: about 4); see --help for the knobs, and bench/README.md for the method. A benchmark
+reports; it never fails on a missed goal (only on a broken harness).
 """
 
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -34,27 +33,19 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from pod import Pod, read_line  # noqa: E402
+from rig import (BIN, PAUSE, ROOT, TOOLS, Pod, Rig, Strace, classify_calls,  # noqa: E402
+                 cpu_per_update, delta, fill_pod, log, measure, measure_budget,
+                 pct, pod_processes, proc_sample, smaps, summarize, tool)
+import plot  # noqa: E402
+import report  # noqa: E402
 
-BIN = os.environ.get("SIGRELOAD_BIN", str(ROOT / "sigreload"))
-HELPERS = Path(os.environ.get("SIGRELOAD_HELPERS", str(ROOT / "build" / "helpers")))
-TOOLS = Path(os.environ.get("SIGRELOAD_BENCH_TOOLS", str(ROOT / "build" / "bench")))
-PAUSE = str(HELPERS / "pause")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-C_TOOLS = ("stamp", "kubeswap", "idle", "timeit", "floor")
+C_TOOLS = ("stamp", "kubeswap", "idle", "timeit", "floor", "churn", "scrape")
 
-# Tools compared: key -> label. "sigreload" runs with debounce 0 unless said otherwise.
-PEERS = {"inotify": "inotifywait + pkill", "poll1": "poll 1 s", "poll30": "poll 30 s"}
-
-
-def log(msg):
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def tool(name):
-    return str(TOOLS / name)
+# The phases, in the order they run; --only picks some ("scaling" is rules, files, paths, procs).
+SECTIONS = ("idle", "busy", "memory", "hash", "latency", "rules", "files", "paths", "procs",
+            "scrapes")
+GROUPS = {"scaling": ("rules", "files", "paths", "procs")}
 
 
 def build():
@@ -65,441 +56,8 @@ def build():
         src, out = HERE / f"{name}.c", TOOLS / name
         if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
             continue
-        subprocess.run([cc, "-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-Wshadow", "-o",
-                        str(out), str(src)], check=True)
-
-
-# ---- /proc of the host ---------------------------------------------------------------------
-
-def ppid_map():
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                out[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
-def descendants(root, ppids=None):
-    ppids = ppids if ppids is not None else ppid_map()
-    kids = {}
-    for pid, ppid in ppids.items():
-        kids.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(kids.get(pid, []))
-    return out
-
-
-def proc_sample(pid):
-    """CPU and scheduling counters of one process, None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        with open(f"/proc/{pid}/status") as f:
-            status = dict(line.split(":", 1) for line in f if ":" in line)
-        with open(f"/proc/{pid}/schedstat") as f:
-            run_ns = int(f.read().split()[0])
-    except (OSError, ValueError):
-        return None
-    # fields[0] is state (field 3): utime is field 14, i.e. fields[11]
-    utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
-
-    def kb(key):
-        return int(status[key].split()[0]) if key in status else 0
-
-    return {
-        "ticks": utime + stime, "child_ticks": cutime + cstime, "run_ns": run_ns,
-        "vcsw": int(status["voluntary_ctxt_switches"]),
-        "nvcsw": int(status["nonvoluntary_ctxt_switches"]),
-        "rss_kb": kb("VmRSS"), "hwm_kb": kb("VmHWM"),
-    }
-
-
-def smaps(pid):
-    """Where the resident memory is: anonymous (heap, stacks) or file-backed (the binary and
-    its libraries, shared with any other process mapping them), and the proportional share."""
-    out = {}
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("Pss", "Pss_Anon", "Pss_File", "Anonymous", "Private_Dirty"):
-                    out[k.lower() + "_kb"] = int(v.split()[0])
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("RssAnon", "RssFile", "RssShmem", "VmData", "VmStk", "VmPTE"):
-                    out[k.lower() + "_kb"] = int(v.split()[0])
-    except OSError:
-        pass
-    return out
-
-
-def tree_sample(root):
-    """The counters of every live process of the tree at root, by pid."""
-    per = {}
-    for pid in descendants(root):
-        s = proc_sample(pid)
-        if s:
-            per[pid] = s
-    return {"per": per, "t": time.monotonic(), "procs": len(per),
-            "rss_kb": sum(s["rss_kb"] for s in per.values())}
-
-
-def delta(a, b):
-    """Counter increments between two samples, over the processes alive at both: the long-lived
-    ones. Short-lived children count through the cutime and cstime of the parent that reaped
-    them; their context switches are not counted (the processes they took are, elsewhere)."""
-    out = {"t": b["t"] - a["t"], "ticks": 0, "child_ticks": 0, "run_ns": 0, "vcsw": 0, "nvcsw": 0}
-    for pid, sb in b["per"].items():
-        sa = a["per"].get(pid)
-        if sa:
-            for k in ("ticks", "child_ticks", "run_ns", "vcsw", "nvcsw"):
-                out[k] += sb[k] - sa[k]
-    out["cpu_ms"] = (out["ticks"] + out["child_ticks"]) * 1000 / CLK_TCK
-    return out
-
-
-# ---- the replayer and the target -----------------------------------------------------------
-
-class Driver:
-    """bench/kubeswap.c as a co-process: kubelet-style updates and the signal records."""
-
-    def __init__(self, records_fd):
-        self.errors = 0
-        self.p = subprocess.Popen([tool("kubeswap"), str(records_fd)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, pass_fds=(records_fd,), text=True,
-                                  bufsize=1)
-
-    def cmd(self, line):
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-        reply = self.p.stdout.readline().strip()
-        if not reply or reply.startswith("error"):
-            raise RuntimeError(f"kubeswap: {line!r} -> {reply!r}")
-        return reply
-
-    def op(self, kind, line):
-        for attempt in range(3):
-            try:
-                f = self.cmd(line).split()
-                break
-            except RuntimeError as e:
-                # a shared machine's disk can fill for a moment: say so, and try again
-                if attempt == 2 or "error" not in str(e):
-                    raise
-                log(f"{e}; trying again in 1 s")
-                self.errors += 1
-                time.sleep(1)
-        recs = []
-        if f[6] != "-":
-            for r in f[6].split(","):
-                pid, role, sig, ns = r.split(":")
-                recs.append((int(ns), int(pid), role, int(sig)))
-        return {"kind": kind, "t_start": int(f[1]), "t0": int(f[2]), "t1": int(f[3]),
-                "t_end": int(f[4]), "timed_out": f[5] == "1", "records": recs}
-
-    def close(self):
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.write("quit\n")
-                self.p.stdin.close()
-            except BrokenPipeError:
-                pass
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.p.stdout.close()
-
-
-class Rig:
-    """A pod holding a target (stamp: comm "app", a master and its workers), volumes written by
-    the replayer, and one tool under test at a time. Rigs may share a pod (then give each its
-    own comm)."""
-
-    def __init__(self, base, name, pod=None, workers=2, volumes=1, keys=1, comm="app"):
-        self.base, self.name, self.keys, self.comm = Path(base), name, keys, comm
-        self.voldir = self.base / "vols" / name
-        self.voldir.mkdir(parents=True, exist_ok=True)
-        self.vols = [self.voldir / ("vol" if volumes == 1 else f"vol{i}") for i in range(volumes)]
-        self.own_pod = pod is None
-        self.pod = pod or Pod(PAUSE)
-        self.tool = self.tool_name = self.driver = None
-        self.version = 0
-        try:
-            r, w = os.pipe()
-            try:
-                self.target = self.pod.spawn([tool("stamp"), "--comm", comm, "--workers",
-                                              workers], stdout=w)
-            finally:
-                os.close(w)
-            try:
-                fields = read_line(r).split()
-                self.master, self.workers = int(fields[1]), [int(x) for x in fields[2:]]
-                self.driver = Driver(r)
-            finally:
-                os.close(r)
-            self.driver.cmd(f"master {self.master}")
-            for v in self.vols:
-                self.driver.cmd(f"write {v} {keys} v0")
-        except BaseException:
-            self.close()
-            raise
-
-    # -- tools
-
-    def _logfile(self, what):
-        d = self.base / "logs"
-        d.mkdir(exist_ok=True)
-        return d / f"{self.name}.{what}.log"
-
-    def _wait_log(self, path, needle, count=1, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if path.read_text(errors="replace").count(needle) >= count:
-                return
-            if self.tool.poll() is not None:
-                break
-            time.sleep(0.01)
-        raise RuntimeError(f"{self.tool_name} in {self.name}: no {needle!r} in {path}:\n"
-                           + path.read_text(errors="replace")[-2000:])
-
-    def start_sigreload(self, debounce="0ms", metrics="", extra="", binary=None):
-        conf = self.base / "conf" / self.name
-        conf.mkdir(parents=True, exist_ok=True)
-        cfg = conf / "sigreload.yaml"
-        lines = []
-        if debounce is not None:
-            lines.append(f"debounce: {debounce}")
-        lines.append(f'metrics_listen: "{metrics}"')
-        lines.append("rules:")
-        for i, v in enumerate(self.vols):
-            lines += [f"  - name: app{i}", "    paths:", f"      - {v}", "    match:",
-                      f"      comm: {self.comm}"]
-        cfg.write_text("\n".join(lines) + "\n" + extra)
-        self.config = cfg
-        self.logpath = self._logfile(f"sigreload-{debounce}-{metrics.replace(':', '_')}")
-        with open(self.logpath, "w") as logf:
-            self.tool = self.pod.spawn([binary or BIN, "run", "-c", cfg], stderr=logf)
-        self.tool_name = "sigreload"
-        self._wait_log(self.logpath, 'msg="watching"', len(self.vols))
-        return self
-
-    def start_poll(self, period):
-        self.logpath = self._logfile(f"poll{period}")
-        with open(self.logpath, "w") as logf:
-            self.tool = self.pod.spawn(["/bin/sh", HERE / "peers" / "poll.sh", period,
-                                        self.vols[0], self.comm], stderr=logf)
-        self.tool_name = f"poll{period}"
-        self._wait_log(self.logpath, "ready")
-        return self
-
-    def start_inotify(self):
-        self.logpath = self._logfile("inotify")
-        with open(self.logpath, "w") as logf:
-            self.tool = self.pod.spawn(["/bin/sh", HERE / "peers" / "inotify.sh", self.vols[0],
-                                        self.comm], stderr=logf)
-        self.tool_name = "inotify"
-        self._wait_log(self.logpath, "Watches established")
-        return self
-
-    def start_floor(self):
-        self.logpath = self._logfile("floor")
-        with open(self.logpath, "w") as logf:
-            self.tool = self.pod.spawn([tool("floor"), self.vols[0], self.master], stderr=logf)
-        self.tool_name = "floor"
-        self._wait_log(self.logpath, "ready")
-        return self
-
-    def start(self, name, **kw):
-        if name == "sigreload":
-            return self.start_sigreload(**kw)
-        if name == "inotify":
-            return self.start_inotify()
-        if name == "floor":
-            return self.start_floor()
-        return self.start_poll(int(name[4:]))
-
-    def internal_ms(self):
-        """sigreload's own account, from its log: first event of the burst to the signal."""
-        if self.tool_name != "sigreload":
-            return None
-        v = []
-        for line in self.logpath.read_text(errors="replace").splitlines():
-            if 'msg="signaled"' in line and "since_event_ms=" in line:
-                v.append(float(line.split("since_event_ms=")[1].split()[0].strip('"')))
-        return {"n": len(v), "p50": pct(v, 50), "p90": pct(v, 90), "p99": pct(v, 99),
-                "max": max(v) if v else None} if v else None
-
-    def stop_tool(self):
-        if not self.tool:
-            return
-        pids = descendants(self.tool.pid)
-        self.tool.send_signal(signal.SIGTERM)
-        try:
-            self.tool.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        for pid in reversed(pids):  # the peers' pipelines and sleeps, by pid
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.tool.wait()
-        self.tool = None
-
-    def sample(self):
-        return tree_sample(self.tool.pid)
-
-    # -- operations on the volume
-
-    def change(self, vol=0, wait_ms=2000, settle_ms=50):
-        self.version += 1
-        return self.driver.op("change", f"update {self.vols[vol]} {self.keys} v{self.version} 1 "
-                                        f"{wait_ms} {settle_ms}")
-
-    def identical(self, vol=0, window_ms=300):
-        return self.driver.op("identical", f"update {self.vols[vol]} {self.keys} "
-                                           f"v{self.version} 0 {window_ms} 0")
-
-    def touch(self, vol=0, window_ms=300):
-        key = "app.conf" if self.keys == 1 else "k000.conf"  # kubeswap's key names
-        return self.driver.op("touch", f"touch {self.vols[vol] / key} {window_ms}")
-
-    def drain(self, quiet_ms=200):
-        return self.driver.op("drain", f"drain {quiet_ms}")
-
-    def close(self):
-        self.stop_tool()
-        if self.driver:
-            self.driver.close()
-        if self.own_pod:
-            self.pod.close()
-
-
-# ---- analysis ------------------------------------------------------------------------------
-
-def pct(values, p):
-    """Nearest-rank percentile."""
-    if not values:
-        return None
-    v = sorted(values)
-    return v[max(0, math.ceil(p / 100 * len(v)) - 1)]
-
-
-def attribute(ops, master):
-    """Gives each record to the operation during whose interval it arrived, and derives per
-    operation: latency (rename to the master's first signal after it), signals, and so on."""
-    records = sorted(r for o in ops for r in o["records"] + o.get("late", []))
-    out = []
-    for i, o in enumerate(ops):
-        hi = ops[i + 1]["t_start"] if i + 1 < len(ops) else float("inf")
-        recs = [r for r in records if o["t_start"] <= r[0] < hi]
-        # The clock is read right before rename(2) (t0) and right after (t1). Latency counts
-        # from t0: the watcher woken by the rename may preempt the replayer on its CPU before
-        # it reads the clock again, so a signal can arrive "before" t1.
-        after = [r for r in recs if r[0] >= o["t0"] and r[1] == master]
-        out.append({
-            "kind": o["kind"],
-            "latency_ns": after[0][0] - o["t0"] if after else None,
-            "before_t1": bool(after) and after[0][0] < o["t1"],
-            "signals": len(recs),
-            "leader": sum(1 for r in recs if r[1] == master),
-            "workers": sum(1 for r in recs if r[2] == "w"),
-            "before_swap": sum(1 for r in recs if r[0] < o["t0"]),
-            "rename_ns": o["t1"] - o["t0"],
-        })
-    stray = [r for r in records if not ops or r[0] < ops[0]["t_start"]]
-    return out, len(stray)
-
-
-def summarize(ops, master, cpu=None):
-    per, stray = attribute(ops, master)
-    res = {"stray_signals": stray}
-    for kind in ("change", "identical", "touch"):
-        sel = [o for o in per if o["kind"] == kind]
-        if not sel:
-            continue
-        n = len(sel)
-        s = {"n": n,
-             "signals_per_op": sum(o["signals"] for o in sel) / n,
-             "leader_per_op": sum(o["leader"] for o in sel) / n,
-             "workers_per_op": sum(o["workers"] for o in sel) / n,
-             "before_swap_per_op": sum(o["before_swap"] for o in sel) / n}
-        if kind == "change":
-            lat = [o["latency_ns"] / 1e6 for o in sel if o["latency_ns"] is not None]
-            s["missed"] = n - len(lat)
-            s["latency_ms"] = {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99),
-                               "max": max(lat) if lat else None,
-                               "mean": statistics.fmean(lat) if lat else None}
-            s["latencies_ms"] = [round(x, 4) for x in lat]
-            ren = [o["rename_ns"] / 1e3 for o in sel]
-            s["rename_us"] = {"p50": pct(ren, 50), "p99": pct(ren, 99), "max": max(ren)}
-            s["signal_before_clock_after_rename"] = sum(o["before_t1"] for o in sel)
-        res[kind] = s
-    if cpu:
-        res["cpu"] = cpu
-    return res
-
-
-def cpu_per_update(before, after, n, single_process):
-    d = delta(before, after)
-    out = {"updates": n, "cpu_ms_total": d["cpu_ms"], "run_ms_total": d["run_ns"] / 1e6}
-    # One process (sigreload): schedstat's nanoseconds are exact. A tree (the peers): only
-    # utime+stime+cutime+cstime covers the children it started and reaped.
-    out["ms_per_update"] = (d["run_ns"] / 1e6 if single_process else d["cpu_ms"]) / max(n, 1)
-    out["source"] = "schedstat" if single_process else "stat ticks incl. reaped children"
-    return out
-
-
-# ---- sessions ------------------------------------------------------------------------------
-
-def measure(rigs, counts, waits, settles, checks=0, windows=None):
-    """Updates with new content, interleaved: round i gives each rig still short of its count
-    one update, starting at a rotating rig, so that a noisy neighbour on the machine hits every
-    tool alike. Then, rig by rig, `checks` swaps to identical content and as many touches.
-    Returns {name: summary}, with CPU per update measured over the changes."""
-    names = list(rigs)
-    ops = {n: [] for n in names}
-    before = {n: rigs[n].sample() for n in names}
-    t0 = time.monotonic()
-    for i in range(max(counts.values())):
-        for j in range(len(names)):
-            n = names[(i + j) % len(names)]
-            if i < counts[n]:
-                ops[n].append(rigs[n].change(wait_ms=waits[n], settle_ms=settles[n]))
-    after = {n: rigs[n].sample() for n in names}
-    seconds = time.monotonic() - t0
-    out = {}
-    for n in names:
-        rig = rigs[n]
-        cpu = cpu_per_update(before[n], after[n], len(ops[n]), rig.tool_name in ("sigreload",
-                                                                                    "floor"))
-        cpu["seconds"] = seconds
-        for _ in range(checks):
-            ops[n].append(rig.identical(window_ms=windows[n]))
-        for _ in range(checks):
-            ops[n].append(rig.touch(window_ms=windows[n]))
-        d = rig.drain(max(settles[n], 100))
-        ops[n][-1]["late"] = d["records"]
-        res = summarize(ops[n], rig.master, cpu)
-        res["rss_kb"] = after[n]["rss_kb"]
-        res["internal_ms"] = rig.internal_ms()
-        c = res["change"]
-        log(f"{rig.name}: {c['n']} changes, p50 {fmt_ms(c['latency_ms']['p50'])} "
-            f"p99 {fmt_ms(c['latency_ms']['p99'])}, {c['signals_per_op']:.2f} signals each, "
-            f"{c['missed']} missed, {cpu['ms_per_update']:.3f} ms CPU each")
-        out[n] = res
-    return out
+        subprocess.run([cc, "-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-Wshadow", "-pthread",
+                        "-o", str(out), str(src)], check=True)
 
 
 def poll_session_main(params):
@@ -653,57 +211,89 @@ def phase_idle(base, opts, R, background):
             r.close()
 
 
+def phase_busy(base, opts, R):
+    """Idle with a busy directory above the volumes: sigreload and the floor watch volumes
+    under base/vols, where bench/churn.c creates and removes one file as fast as it can for
+    opts.busy seconds; their wakeups and CPU over that window."""
+    rigs = {}
+    try:
+        rigs["sigreload"] = Rig(base, "busy-sigreload").start_sigreload()
+        rigs["floor"] = Rig(base, "busy-floor").start_floor()
+        busy = base / "vols"
+        churn = subprocess.Popen([tool("churn"), busy, str(opts.busy)], stdout=subprocess.PIPE,
+                                 text=True)
+        try:
+            start = {k: r.sample() for k, r in rigs.items()}
+            if churn.stdout.readline().strip() != "ready":
+                raise RuntimeError("churn did not start")
+            fields = churn.stdout.readline().split()
+            time.sleep(0.2)  # the last events read
+            end = {k: r.sample() for k, r in rigs.items()}
+        finally:
+            churn.wait()
+            churn.stdout.close()
+        if churn.returncode != 0 or fields[:1] != ["churned"]:
+            raise RuntimeError(f"churn failed: {fields}")
+        out = {"seconds": opts.busy, "dir": str(busy), "creates": int(fields[1]),
+               "removes": int(fields[2])}
+        for k in rigs:
+            d = delta(start[k], end[k])
+            out[k] = {"seconds": d["t"], "wakeups": d["vcsw"], "involuntary": d["nvcsw"],
+                      "run_ms": d["run_ns"] / 1e6, "cpu_ms": d["cpu_ms"]}
+        overflow = rigs["sigreload"].logpath.read_text(errors="replace").count("queue overflow")
+        out["sigreload"]["queue_overflows"] = overflow
+        R["busy"] = out
+        log(f"busy parent: {out}")
+    finally:
+        for r in rigs.values():
+            r.close()
+
+
 def phase_memory(base, opts, R):
-    """VmRSS and VmHWM of sigreload at start, after 1,000 and after 10,000 reloads: 10 rules,
-    10 keys each, one rule's volume updated at a time (debounce 0 so that each update is one
-    reload and 10,000 of them fit in seconds)."""
+    """VmRSS and VmHWM of sigreload at start and every 1,000 reloads up to opts.reloads:
+    opts.mem_rules rules of opts.mem_keys files, one rule's volume updated at a time (debounce
+    0, so that each update is one reload). A slow build stops early, after opts.mem_budget
+    seconds, and says so."""
     rig = Rig(base, "memory", workers=0, volumes=opts.mem_rules, keys=opts.mem_keys)
     try:
         rig.start_sigreload(debounce="0ms")
-        pid = rig.tool.pid
+        pid = rig.pid
 
         def mem():
             s = proc_sample(pid)
             return {"rss_kb": s["rss_kb"], "hwm_kb": s["hwm_kb"], **smaps(pid)}
 
         out = {"rules": opts.mem_rules, "files": opts.mem_rules * opts.mem_keys,
+               "static": R["machine"]["static"], "reloads_asked": opts.reloads,
                "at": {"0": mem()}}
+        rig.cycle = list(range(opts.mem_rules))
         before = rig.sample()
         t0 = time.monotonic()
-        missed = signals = 0
-        marks = {1000, opts.reloads}
-        for i in range(1, opts.reloads + 1):
-            o = rig.change(vol=(i - 1) % opts.mem_rules, wait_ms=5000, settle_ms=0)
+        missed = signals = done = 0
+        while done < opts.reloads:
+            o = rig.change(wait_ms=5000, settle_ms=0)
+            done += 1
             missed += o["timed_out"]
             signals += len(o["records"])
-            if i in marks:
-                out["at"][str(i)] = mem()
-                log(f"memory after {i} reloads: {out['at'][str(i)]}")
+            if done % 1000 == 0 or done == opts.reloads:
+                out["at"][str(done)] = mem()
+                log(f"memory after {done} reloads: {out['at'][str(done)]}")
+                spent = time.monotonic() - t0
+                if spent + spent / done * 1000 > opts.mem_budget:  # the next 1,000 would not fit
+                    break
         after = rig.sample()
         d = rig.drain(200)
         signals += len(d["records"])
+        out["reloads"] = done
         out["seconds"] = time.monotonic() - t0
         out["missed"] = missed
         out["signals"] = signals
-        out["cpu"] = cpu_per_update(before, after, opts.reloads, True)
+        out["cpu"] = cpu_per_update(before, after, done, True)
         text = rig.logpath.read_text()
         out["logged_signaled"] = text.count('msg="signaled"')
         R["memory"] = out
     finally:
         rig.close()
-
-
-def pod_processes(pod):
-    """Processes in the pod's PID namespace, counted from the host."""
-    ns = os.readlink(f"/proc/{pod.init_pid}/ns/pid")
-    n = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                n += os.readlink(f"/proc/{entry}/ns/pid") == ns
-            except OSError:
-                pass
-    return n
 
 
 def timeit(pod, rounds, cmds):
@@ -757,29 +347,54 @@ def phase_hash(base, opts, R):
     log(f"hash: {R['hash']}")
 
 
+def trace_updates(rig, n, out):
+    """System calls of the rig's tool over n updates, strace attached (see rig.Strace); the
+    latency under strace says what tracing costs."""
+    st = Strace(rig.pid, out)
+    ops = []
+    try:
+        for _ in range(n):
+            ops.append(rig.change(wait_ms=5000, settle_ms=100))
+    finally:
+        calls = st.stop()
+    d = rig.drain(100)
+    ops[-1]["late"] = d["records"]
+    res = classify_calls(calls, n)
+    res["method"] = "strace -f -yy -p PID"
+    res["latency_under_strace_ms"] = summarize(ops, rig.master)["change"]["latency_ms"]
+    return res
+
+
 def phase_latency(base, opts, R):
-    """Latency with the process table of a small pod: sigreload (debounce 0), the floor and
-    inotifywait + pkill, each in a pod of its own, updates interleaved; then sigreload with
+    """Latency and CPU per update in pods of opts.pod_procs processes: sigreload (debounce 0),
+    the floor and inotifywait + pkill, each in a pod of its own, updates interleaved; then the
+    system calls of sigreload and of the floor per update, strace attached; then sigreload with
     its default debounce."""
     rigs = {}
     try:
         for name in ("sigreload", "floor", "inotify"):
-            rigs[name] = Rig(base, f"lat-{name}")
-        rigs["sigreload"].start_sigreload(debounce="0ms")
-        rigs["floor"].start_floor()
-        rigs["inotify"].start_inotify()
+            rigs[name] = Rig(base, f"lat-{name}").start(name)
+            fill_pod(rigs[name].pod, opts.pod_procs)
         names = list(rigs)
-        R["latency"]["0"] = measure(
+        R["latency"] = measure(
             rigs, {n: opts.updates for n in names}, {n: 2000 for n in names},
             {"sigreload": 50, "floor": 50, "inotify": 100}, checks=opts.checks,
             windows={n: 300 for n in names})
+        R["latency"]["pod_processes"] = pod_processes(rigs["sigreload"].pod)
+        R["syscalls"] = {}
+        for name in ("sigreload", "floor"):
+            R["syscalls"][name] = trace_updates(rigs[name], opts.strace_updates,
+                                                base / "logs" / f"strace-{name}.txt")
+            log(f"system calls per update, {name}: {R['syscalls'][name]['per_update']:.1f} "
+                f"({R['syscalls'][name]['proc_per_update']:.1f} on /proc)")
     finally:
         for r in rigs.values():
             r.close()
     rig = Rig(base, "lat-debounce")
     try:
         rig.start_sigreload(debounce=None)
-        R["latency"]["0"].update(measure(
+        fill_pod(rig.pod, opts.pod_procs)
+        R["latency"].update(measure(
             {"sigreload-debounce": rig}, {"sigreload-debounce": opts.debounce_updates},
             {"sigreload-debounce": 3000}, {"sigreload-debounce": 50}, checks=opts.checks,
             windows={"sigreload-debounce": 700}))
@@ -787,59 +402,123 @@ def phase_latency(base, opts, R):
         rig.close()
 
 
-def spawn_idle(pod, n):
-    """n more unrelated idle processes in the pod."""
-    p = pod.spawn([tool("idle"), n, "idle"], stdout=subprocess.PIPE)
-    line = read_line(p.stdout.fileno(), timeout=120)
-    if line != f"ready {n}":
-        raise RuntimeError(f"idle said {line!r}")
+# Waits and settles of the scaling runs: an update of 10,000 files or 256 × 64 paths may take
+# seconds with a slow build, and the harness must not call that a miss.
+SCALE_WAIT_MS, SCALE_SETTLE_MS = 30000, 50
 
 
-def phase_scale(base, opts, R):
-    """One pod whose process table grows from its own few to 1,000 and 10,000 idle
-    processes. At each size: the /proc scan timed with `sigreload match -c FILE` (one scan) and
-    `pgrep -x app` on the same table, then sigreload and inotifywait + pkill, interleaved,
-    each on its own volume and target (comm "app" and "peer")."""
+def start_scale_rigs(base, specs, opts):
+    """Rigs in pods of their own, each filled to opts.pod_procs processes, sigreload running
+    with debounce 0: specs maps a step's key to Rig's keyword arguments. A rig with several
+    rules takes them in a shuffled order, so that no rule's place in the file favours it."""
+    rigs = {}
+    try:
+        for key, kw in specs.items():
+            rig = rigs[key] = Rig(base, f"{kw.pop('prefix')}-{key}", **kw)
+            n = len(rig.vols)
+            rig.cycle = random.Random(n).sample(range(n), n)
+            rig.start_sigreload()
+            fill_pod(rig.pod, opts.pod_procs)
+    except BaseException:
+        for r in rigs.values():
+            r.close()
+        raise
+    return rigs
+
+
+def measure_scale(rigs, opts):
+    """The steps side by side, their updates interleaved, as many as fit opts.scale_budget."""
+    return measure_budget(rigs, opts.scale_budget, opts.scale_min, opts.updates,
+                          {k: SCALE_WAIT_MS for k in rigs}, {k: SCALE_SETTLE_MS for k in rigs})
+
+
+def phase_rules(base, opts, R):
+    """Cost against the number of rules: 1 to 256 rules, each on a 4-file volume of its own;
+    an update changes one rule's volume."""
+    rigs = start_scale_rigs(base, {str(n): dict(prefix="rules", volumes=n, keys=4)
+                                   for n in opts.rules}, opts)
+    try:
+        R["scale"]["rules"] = measure_scale(rigs, opts)
+    finally:
+        for r in rigs.values():
+            r.close()
+
+
+def phase_files(base, opts, R):
+    """Cost against the files of a rule: two rules, one on a volume of N files, one on a volume
+    of 4; updates to the big rule's volume (the cost of the files an event concerns), then to
+    the small one's (the cost of the files it does not)."""
+    rigs = start_scale_rigs(base, {str(n): dict(prefix="files", volumes=2, keys=[n, 4])
+                                   for n in opts.files}, opts)
+    try:
+        for rig in rigs.values():
+            rig.cycle = [0]
+        updated = measure_scale(rigs, opts)
+        for rig in rigs.values():
+            rig.cycle = [1]
+        other = measure_scale(rigs, opts)
+        R["scale"]["files"] = {k: {"updated": updated[k], "other": other[k]} for k in rigs}
+    finally:
+        for r in rigs.values():
+            r.close()
+
+
+def phase_paths(base, opts, R):
+    """Cost against rules × paths: R rules, each listing the P files of a volume of its own as
+    its paths (as users list files); an update changes one rule's volume."""
+    specs = {f"{r}x{p}": dict(prefix="paths", volumes=r, keys=p, paths="files")
+             for r in opts.paths_rules for p in opts.paths_per_rule}
+    rigs = start_scale_rigs(base, specs, opts)
+    try:
+        R["scale"]["paths"] = measure_scale(rigs, opts)
+    finally:
+        for r in rigs.values():
+            r.close()
+
+
+def phase_procs(base, opts, R):
+    """Cost against the processes in the pod: one pod whose process table grows. At each size,
+    the /proc scan timed with `sigreload match -c FILE` (start-up and one scan), `sigreload
+    check -c FILE` (start-up only) and `pgrep -x app` on the same table; then sigreload and
+    inotifywait + pkill, updates interleaved, each on its own volume and target (comm "app" and
+    "peer"). Sizes count every process in the pod, the tools under test included."""
     pod = Pod(PAUSE)
     sig = ino = None
+    out = R["scale"]["procs"] = {}
     try:
-        sig = Rig(base, "scale-sigreload", pod=pod, comm="app")
-        ino = Rig(base, "scale-inotify", pod=pod, comm="peer")
+        sig = Rig(base, "procs-sigreload", pod=pod, comm="app")
+        ino = Rig(base, "procs-inotify", pod=pod, comm="peer")
         conf = base / "conf" / "scan"
         conf.mkdir(parents=True)
         cfg = conf / "sigreload.yaml"
         cfg.write_text(f'metrics_listen: ""\nrules:\n  - name: app\n    paths:\n      - '
                        f'{sig.vols[0]}\n    match:\n      comm: app\n')
-        have = 0
-        for n in [0] + opts.procs:
-            if n > have:
-                log(f"adding {n - have} idle processes")
-                spawn_idle(pod, n - have)
-                have = n
-            scan = timeit(pod, 20 if n < 5000 else 6, {
-                "match": [BIN, "match", "-c", cfg],  # start-up, rule file, one scan
-                "check": [BIN, "check", "-c", cfg],  # start-up and rule file only
+        for total in [0] + opts.procs:
+            fill_pod(pod, total, later=4)  # sigreload, and the peer's sh, inotifywait and sh
+            scan = timeit(pod, 20 if total < 5000 else 6, {
+                "match": [BIN, "match", "-c", cfg],
+                "check": [BIN, "check", "-c", cfg],
                 "pgrep": ["pgrep", "-x", "app"]})
             scan["visible"] = pod_processes(pod)
-            R["scan"][str(n)] = scan
-            log(f"scan with {n} idle: match {scan['match']['median_ms']:.2f} ms, "
+            log(f"scan of {scan['visible']} processes: match {scan['match']['median_ms']:.2f} ms, "
                 f"pgrep {scan['pgrep']['median_ms']:.2f} ms")
-            if n == 0:
-                continue
             # as many updates as fit in opts.scale_budget seconds per tool, from the scan
             # times just measured (pkill scans once per event, 5 events an update)
             pkill_ms = scan["pgrep"]["median_ms"]
             est = scan["match"]["median_ms"] / 1000 + 0.06
-            n_sig = int(min(opts.updates, max(30, opts.scale_budget / est)))
+            n_sig = int(min(opts.updates, max(opts.scale_min, opts.scale_budget / est)))
             settle = int(max(100, 1.5 * pkill_ms))
             est = (6 * pkill_ms + settle) / 1000
             n_ino = int(min(opts.scale_peer_updates, max(3, opts.scale_budget / est)))
-            sig.start_sigreload(debounce="0ms")
+            sig.start_sigreload()
             ino.start_inotify()
-            R["latency"][str(n)] = measure(
-                {"sigreload": sig, "inotify": ino}, {"sigreload": n_sig, "inotify": n_ino},
-                {"sigreload": 10000, "inotify": int(10 * pkill_ms + 5000)},
-                {"sigreload": 50, "inotify": settle})
+            res = measure({"sigreload": sig, "inotify": ino},
+                          {"sigreload": n_sig, "inotify": n_ino},
+                          {"sigreload": SCALE_WAIT_MS, "inotify": int(10 * pkill_ms + 5000)},
+                          {"sigreload": SCALE_SETTLE_MS, "inotify": settle})
+            res["scan"] = scan
+            res["processes"] = pod_processes(pod)
+            out[str(res["processes"])] = res
             sig.stop_tool()
             ino.stop_tool()
     finally:
@@ -849,265 +528,112 @@ def phase_scale(base, opts, R):
         pod.close()
 
 
-# ---- report --------------------------------------------------------------------------------
-
-def fmt_ms(v, digits=3):
-    if v is None:
-        return "–"
-    if v >= 1000:
-        return f"{v / 1000:.2f} s"
-    if v >= 100:
-        return f"{v:.0f} ms"
-    if v >= 10:
-        return f"{v:.1f} ms"
-    return f"{v:.{digits}f} ms"
-
-
-def ratio(peer, ours):
-    if peer is None or ours is None:
-        return ""
-    if ours == 0:
-        return " (∞×)" if peer > 0 else " (=)"
-    return f" ({peer / ours:,.0f}×)" if peer / ours >= 10 else f" ({peer / ours:.1f}×)"
-
-
-def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
+def strace_scans(path, windows):
+    """From the log of `strace -f -ttt -yy -e trace=getdents64,accept4`: per window of wall time
+    (name -> (t0, t1)), the /proc scans (a listing of /proc read to its end: getdents64 on /proc
+    returning 0, however the files under it are then opened) and the connections accepted."""
+    out = {k: {"scans": 0, "accepted": 0, "seconds": t1 - t0} for k, (t0, t1) in windows.items()}
+    for line in path.read_text(errors="replace").splitlines():
+        f = line.split(None, 2)  # pid, time, call
+        try:
+            t = float(f[1])
+        except (IndexError, ValueError):
+            continue
+        call = f[2].rstrip()
+        scan = call.startswith("getdents64(") and "</proc>" in call and call.endswith("= 0")
+        accept = call.startswith("accept") and "= -1" not in call
+        for k, (t0, t1) in windows.items():
+            if t0 <= t < t1:
+                out[k]["scans"] += scan
+                out[k]["accepted"] += accept
+    for v in out.values():
+        v["scans_per_s"] = v["scans"] / v["seconds"]
+        v["scrapes_per_s"] = v["accepted"] / v["seconds"]
+    return out
 
 
-def report(R):
-    md = []
-    lat0 = R.get("latency", {}).get("0", {})
-    sig = lat0.get("sigreload", {})
-    peers = {"inotify": lat0.get("inotify"), "poll1": R.get("poll1"), "poll30": R.get("poll30")}
+def phase_scrapes(base, opts, R):
+    """/metrics under load: sigreload with the endpoint on, in a pod of opts.scrape_procs
+    processes, run under `strace --seccomp-bpf` tracing only getdents64 and accept4 (the other
+    calls do not stop it). Updates without scrapers; then opts.scrapers scrapers fetching
+    /metrics back to back (bench/scrape.c), for opts.scrape_window seconds with no update and
+    then with the updates again. strace's log, cut by wall time, counts the /proc scans and the
+    scrapes of each part."""
+    port = free_port()
+    rig = Rig(base, "scrapes")
+    scraper = None
+    trace = base / "logs" / "strace-scrapes.txt"
+    windows = {}
+    try:
+        rig.start_sigreload(metrics=f"127.0.0.1:{port}", wrap=[
+            "strace", "-f", "--seccomp-bpf", "-ttt", "-yy", "-e", "trace=getdents64,accept4",
+            "-o", trace])
+        fill_pod(rig.pod, opts.scrape_procs)
+        out = {"processes": pod_processes(rig.pod), "scrapers": opts.scrapers,
+               "method": "strace -f --seccomp-bpf -ttt -yy -e trace=getdents64,accept4"}
+        waits, settles = {"sigreload": SCALE_WAIT_MS}, {"sigreload": SCALE_SETTLE_MS}
+        budget = opts.scale_budget / 2
 
-    def cell(res, path, ours=None, f=fmt_ms):
-        v = res
-        for k in path:
-            v = v.get(k) if isinstance(v, dict) else None
-        return "–" if v is None else f(v) + (ratio(v, ours) if ours is not None else "")
+        def updates(name):
+            t0 = time.time()
+            out[name] = measure_budget({"sigreload": rig}, budget, opts.scale_min, opts.updates,
+                                       waits, settles)["sigreload"]
+            windows[name] = (t0, time.time())
 
-    def get(res, *path):
-        v = res
-        for k in path:
-            v = v.get(k) if isinstance(v, dict) else None
-        return v
-
-    # 1. latency
-    floor = lat0.get("floor", {})
-    hdr = ["`..data` rename → signal handler runs", "sigreload",
-           "floor: bare inotify → kill(2)"] + [PEERS[p] for p in peers]
-    rows = []
-    for q in ("p50", "p90", "p99", "max"):
-        ours = get(sig, "change", "latency_ms", q)
-        rows.append([q, fmt_ms(ours), cell(floor, ["change", "latency_ms", q])]
-                    + [cell(peers[p], ["change", "latency_ms", q], ours) for p in peers])
-    rows.append(["updates (missed)",
-                 *[f"{get(r, 'change', 'n')} ({get(r, 'change', 'missed')})" if r else "–"
-                   for r in [sig, floor] + list(peers.values())]])
-    internal = sig.get("internal_ms") or {}
-    rows.append(["sigreload's own time, first event read → signal sent (its log): p50 / p99",
-                 f"{fmt_ms(internal.get('p50'))} / {fmt_ms(internal.get('p99'))}", "", "", "",
-                 ""])
-    deb = lat0.get("sigreload-debounce", {})
-    rows.append(["sigreload, default debounce 200 ms: p50 / p99 / max",
-                 " / ".join(fmt_ms(get(deb, "change", "latency_ms", q)) for q in ("p50", "p99", "max"))
-                 + f" ({get(deb, 'change', 'n')} updates)", "", "", "", ""])
-    for n in sorted((int(k) for k in R.get("latency", {}) if k != "0")):
-        L = R["latency"][str(n)]
-        s, i = L.get("sigreload", {}), L.get("inotify", {})
-        rows.append([f"with {n:,} idle processes: p50 / p99 / max",
-                     " / ".join(fmt_ms(get(s, "change", "latency_ms", q)) for q in ("p50", "p99", "max"))
-                     + f" ({get(s, 'change', 'n')} updates)", "",
-                     " / ".join(fmt_ms(get(i, "change", "latency_ms", q)) for q in ("p50", "p99", "max"))
-                     + ratio(get(i, "change", "latency_ms", "p50"), get(s, "change", "latency_ms", "p50"))
-                     + f" ({get(i, 'change', 'n')} updates)", "", ""])
-    md.append("### Latency: the kubelet's `..data` rename → the app's signal handler runs\n\n"
-              "Debounce 0; the clock is read right before rename(2) and in the handler. "
-              "sigreload, the floor and inotifywait + pkill run at the same time in pods of their "
-              "own, their updates interleaved; ratio = peer / sigreload.\n\n" + table(hdr, rows))
-
-    # 2. idle
-    idle = R.get("idle", {})
-    keys = [("sigreload", "sigreload"), ("sigreload-metrics", "sigreload, metrics on"),
-            ("inotify", PEERS["inotify"]), ("poll1", PEERS["poll1"]), ("poll30", PEERS["poll30"])]
-    keys = [(k, lab) for k, lab in keys if k in idle]
-    rows = []
-    for label, key, f in [("CPU time, utime+stime (incl. reaped children)", "cpu_ms", fmt_ms),
-                          ("CPU time, schedstat (live processes)", "run_ms", fmt_ms),
-                          ("wakeups (voluntary context switches)", "wakeups", str),
-                          ("involuntary context switches", "involuntary", str),
-                          ("processes started", "processes_started", str),
-                          ("resident memory (VmRSS, long-lived processes)", "rss_kb",
-                           lambda v: f"{v / 1024:.2f} MiB")]:
-        base = idle.get("sigreload", {}).get(key)
-        row = [label]
-        for k, _ in keys:
-            v = idle[k].get(key)
-            row.append(f(v) + (ratio(v, base) if k not in ("sigreload", "sigreload-metrics")
-                               and key != "rss_kb" else ""))
-        rows.append(row)
-    if keys:
-        note = "" if idle.get("metrics_endpoint_answered") else (
-            " The metrics endpoint did not answer in this build: the two sigreload columns run the"
-            " same code.")
-        note += (f" Entries created or removed by others in the directories above the volumes"
-                 f" during the window (each wakes sigreload, which watches them): "
-                 f"{idle.get('events_above_volumes', '?')}.")
-        md.append(f"### Idle cost over {idle.get('seconds', 60):.0f} s, nothing happening\n\n"
-                  + table(["", *[lab for _, lab in keys]], rows) + "\n\n" + note.strip())
-
-    # 3. memory
-    mem = R.get("memory")
-    if mem:
-        rows = [[f"after {int(k):,} reloads" if k != "0" else "at start",
-                 f"{v['rss_kb'] / 1024:.2f} MiB", f"{v['hwm_kb'] / 1024:.2f} MiB"]
-                for k, v in sorted(mem["at"].items(), key=lambda kv: int(kv[0]))]
-        md.append(f"### Memory of sigreload: {mem['rules']} rules, {mem['files']} files, "
-                  f"{mem['signals']:,} signals for {max(int(k) for k in mem['at']):,} updates "
-                  f"({mem['missed']} missed) in {mem['seconds']:.1f} s\n\n"
-                  + table(["", "VmRSS", "VmHWM"], rows))
-
-    # 4. scan
-    scan = R.get("scan", {})
-    if scan:
-        rows = []
-        s0 = scan.get("0")
-        for n in sorted(int(k) for k in scan):
-            s = scan[str(n)]
-            m, p = s["match"]["median_ms"], s["pgrep"]["median_ms"]
-            row = [f"{n:,} (+{s['visible'] - n} others)" if n else f"pod only ({s['visible']})",
-                   fmt_ms(m), fmt_ms(p) + ratio(p, m)]
-            if n and s0:
-                ms = m - s0["match"]["median_ms"]
-                ps = p - s0["pgrep"]["median_ms"]
-                row += [fmt_ms(ms), fmt_ms(ps) + ratio(ps, ms)]
-                lat = R["latency"].get(str(n), {}).get("sigreload", {})
-                l0 = get(R, "latency", "0", "sigreload", "change", "latency_ms", "p50")
-                ln = get(lat, "change", "latency_ms", "p50")
-                row.append(fmt_ms(ln - l0) if ln is not None and l0 is not None else "–")
-            else:
-                row += ["", "", ""]
-            rows.append(row)
-        md.append("### /proc scan: one rule's scan and match, next to `pgrep -x app` on the same "
-                  "process table (median wall time inside the pod)\n\n"
-                  + table(["idle processes", "`sigreload match`", "`pgrep -x app`",
-                           "sigreload scan (minus pod-only)", "pgrep scan (minus pod-only)",
-                           "sigreload in its loop (p50 latency − p50 at pod only)"], rows))
-
-    # 5. hash
-    h = R.get("hash")
-    if h:
-        o = h["tools"]["openssl dgst -sha256"]["mib_per_s"]
-        rows = [[f"`{name}`", f"{t['best_s']:.3f} s", f"{t['mib_per_s']:,.0f} MiB/s",
-                 f"{100 * t['mib_per_s'] / o:.0f} %"] for name, t in h["tools"].items()]
-        md.append(f"### SHA-256 of a {h['mib']} MiB file, page cache warm, best of 3 "
-                  f"(same digest: {'yes' if h['same_digest'] else 'NO'})\n\n"
-                  + table(["", "time", "throughput", "of openssl"], rows))
-
-    # 6. CPU per update
-    rows = []
-    ours = get(sig, "cpu", "ms_per_update")
-    for label, res in [("sigreload, debounce 0", sig), ("sigreload, default debounce", deb),
-                       ("floor: bare inotify → kill(2)", floor),
-                       (PEERS["inotify"], peers["inotify"]), (PEERS["poll1"], peers["poll1"]),
-                       (PEERS["poll30"], peers["poll30"])]:
-        v = get(res, "cpu", "ms_per_update")
-        rows.append([label, fmt_ms(v) + (ratio(v, ours) if res not in (sig, deb, floor) else ""),
-                     str(get(res, "cpu", "updates")), get(res, "cpu", "source") or ""])
-    for n in sorted((int(k) for k in R.get("latency", {}) if k != "0")):
-        for key, label in (("sigreload", "sigreload"), ("inotify", PEERS["inotify"])):
-            res = R["latency"][str(n)].get(key, {})
-            v = get(res, "cpu", "ms_per_update")
-            o = get(R, "latency", str(n), "sigreload", "cpu", "ms_per_update")
-            rows.append([f"{label}, {n:,} idle processes",
-                         fmt_ms(v) + (ratio(v, o) if key != "sigreload" else ""),
-                         str(get(res, "cpu", "updates")), get(res, "cpu", "source") or ""])
-    if mem:
-        rows.append([f"sigreload, {mem['rules']} rules × {mem['files'] // mem['rules']} files "
-                     "(memory run)", fmt_ms(mem["cpu"]["ms_per_update"]),
-                     str(mem["cpu"]["updates"]), mem["cpu"]["source"]])
-    md.append("### CPU time per update during a run of updates (polling's idle cost included)\n\n"
-              + table(["", "CPU per update", "updates", "measured from"], rows))
-
-    # 7. correctness
-    hdr = ["signals per …", "sigreload", "sigreload (debounce 200 ms)"] + [PEERS[p] for p in peers]
-    cols = [sig, deb] + [peers[p] for p in peers]
-
-    def corr(kind, key):
-        return [("–" if get(c, kind, key) is None else f"{get(c, kind, key):.2f}") for c in cols]
-
-    rows = [["real change: all signals", *corr("change", "signals_per_op")],
-            ["real change: to the leader", *corr("change", "leader_per_op")],
-            ["real change: to workers", *corr("change", "workers_per_op")],
-            ["real change: before the swap (app reloads stale files)",
-             *corr("change", "before_swap_per_op")],
-            ["real change: missed (no signal after the swap)",
-             *[("–" if get(c, "change", "missed") is None else str(get(c, "change", "missed")))
-               for c in cols]],
-            ["swap to identical content", *corr("identical", "signals_per_op")],
-            ["touch", *corr("touch", "signals_per_op")],
-            ["(operations: changes / identical / touches)",
-             *[f"{get(c, 'change', 'n')} / {get(c, 'identical', 'n')} / {get(c, 'touch', 'n')}"
-               for c in cols]]]
-    md.append("### Correctness per update (target: a master and 2 workers named `app`)\n\n"
-              + table(hdr, rows))
-
-    # targets
-    md.append("### Targets\n\n" + table(["target", "measured", "met"], targets(R)))
-    return "\n\n".join(md)
+        updates("without")
+        # bounded in time and count; ends early when its stdin closes
+        scraper = subprocess.Popen([tool("scrape"), str(port), str(opts.scrapers), "900",
+                                    "1000000"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   text=True)
+        if scraper.stdout.readline().strip() != "ready":
+            raise RuntimeError("scrape did not start")
+        t0 = time.monotonic()
+        time.sleep(0.5)  # the scrapers connected
+        windows["window"] = (time.time(), time.time() + opts.scrape_window)
+        time.sleep(opts.scrape_window)
+        updates("with")
+        scraper.stdin.close()
+        fields = scraper.stdout.readline().split()
+        seconds = time.monotonic() - t0
+        if fields[:1] != ["scraped"]:
+            raise RuntimeError(f"scrape said {fields}")
+        out["scrapes"] = {"ok": int(fields[1]), "failed": int(fields[2]), "seconds": seconds,
+                          "per_s": int(fields[1]) / seconds}
+        rig.stop_tool()  # strace's log complete
+        counts = strace_scans(trace, windows)
+        out["scans"] = counts.pop("window")
+        for k, v in counts.items():
+            out[k]["scans"] = v
+        log(f"scrapes: {out['scans']}")
+        R["scrapes"] = out
+    finally:
+        if scraper:
+            if not scraper.stdin.closed:
+                scraper.stdin.close()
+            try:
+                scraper.wait(30)
+            except subprocess.TimeoutExpired:
+                scraper.kill()
+                scraper.wait()
+            scraper.stdout.close()
+        rig.close()
 
 
-def targets(R):
-    def get(*path):
-        v = R
-        for k in path:
-            v = v.get(k) if isinstance(v, dict) else None
-        return v
+# ---- the machine -----------------------------------------------------------------------------
 
-    rows = []
+def is_static(path):
+    """Whether an ELF executable names no program interpreter (the image's static build)."""
+    with open(path, "rb") as f:
+        elf = f.read(1 << 16)
+    if elf[:4] != b"\x7fELF" or elf[4] != 2:  # 64-bit only, as every build here
+        return None
+    phoff, phentsize, phnum = (int.from_bytes(elf[0x20:0x28], "little"),
+                               int.from_bytes(elf[0x36:0x38], "little"),
+                               int.from_bytes(elf[0x38:0x3a], "little"))
+    types = [int.from_bytes(elf[phoff + i * phentsize:phoff + i * phentsize + 4], "little")
+             for i in range(phnum)]
+    return 3 not in types  # PT_INTERP
 
-    def row(name, measured, ok):
-        rows.append([name, measured, "–" if ok is None else ("yes" if ok else "**no**")])
-
-    p50 = get("latency", "0", "sigreload", "change", "latency_ms", "p50")
-    p99 = get("latency", "0", "sigreload", "change", "latency_ms", "p99")
-    row("latency p50 ≤ 0.2 ms (debounce 0)", fmt_ms(p50), None if p50 is None else p50 <= 0.2)
-    row("latency p99 ≤ 1 ms (debounce 0)", fmt_ms(p99), None if p99 is None else p99 <= 1.0)
-    idle = get("idle") or {}
-    for k in ("sigreload", "sigreload-metrics"):
-        if k in idle:
-            i = idle[k]
-            row(f"zero wakeups and zero CPU while idle ({'metrics on' if 'metrics' in k else 'metrics off'})",
-                f"{i['wakeups']} wakeups, {i['run_ms']:.3f} ms CPU in {i['seconds']:.0f} s",
-                i["wakeups"] == 0 and i["run_ms"] == 0 and i["cpu_ms"] == 0)
-    mem = get("memory", "at") or {}
-    if "1000" in mem:
-        h1 = mem["1000"]["hwm_kb"]
-        row("VmHWM ≤ 1.5 MiB after 1,000 reloads", f"{h1 / 1024:.2f} MiB", h1 <= 1536)
-        last = max(mem, key=int)
-        if last != "1000":
-            hl = mem[last]["hwm_kb"]
-            row(f"no growth from 1,000 to {int(last):,} reloads",
-                f"VmHWM {h1} → {hl} KiB, VmRSS {mem['1000']['rss_kb']} → {mem[last]['rss_kb']} KiB",
-                hl <= h1 and mem[last]["rss_kb"] <= mem["1000"]["rss_kb"])
-    scan = get("scan") or {}
-    big = max((int(k) for k in scan), default=0)
-    if big and "0" in scan:
-        ms = scan[str(big)]["match"]["median_ms"] - scan["0"]["match"]["median_ms"]
-        ps = scan[str(big)]["pgrep"]["median_ms"] - scan["0"]["pgrep"]["median_ms"]
-        row(f"scan ≥ 5× faster than `pgrep -x` on {big:,} processes",
-            f"{ps / ms:.1f}× ({fmt_ms(ms)} vs {fmt_ms(ps)})", ps / ms >= 5)
-    h = get("hash", "tools")
-    if h:
-        r = h["sigreload hash"]["mib_per_s"] / h["openssl dgst -sha256"]["mib_per_s"]
-        row("SHA-256 ≥ 95 % of `openssl dgst -sha256`", f"{100 * r:.0f} %", r >= 0.95)
-    return rows
-
-
-# ---- main ----------------------------------------------------------------------------------
 
 def machine():
     def first(cmd):
@@ -1125,6 +651,7 @@ def machine():
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
     return {"cpus": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+            "date": datetime.date.today().isoformat(), "static": is_static(BIN),
             "memory_gib": round(mem_kb / 2**20, 1), "loadavg_start": os.getloadavg(),
             "sigreload": first([BIN, "--version"]),
             "commit": first(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
@@ -1133,20 +660,51 @@ def machine():
             "python": platform.python_version()}
 
 
+# ---- main ----------------------------------------------------------------------------------
+
+def ints(text):
+    return [int(x) for x in text.split(",") if x]
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="a smoke run: small counts, ~2 minutes")
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run: small counts and fewer steps, about 4 minutes")
+    ap.add_argument("--only", default="",
+                    help="comma-separated sections to run, of: " + ", ".join(SECTIONS)
+                         + "; 'scaling' is rules, files, paths and procs (default: all)")
     ap.add_argument("--idle", type=float, default=60, help="idle window in seconds (60)")
-    ap.add_argument("--updates", type=int, default=200, help="updates per latency run (200)")
+    ap.add_argument("--busy", type=float, default=10,
+                    help="seconds of churn in the directory above the volumes (10)")
+    ap.add_argument("--pod-procs", type=int, default=50,
+                    help="processes in each pod of the latency and scaling runs (50)")
+    ap.add_argument("--updates", type=int, default=200,
+                    help="updates per latency run, and at most per scaling step (200)")
     ap.add_argument("--debounce-updates", type=int, default=50)
-    ap.add_argument("--scale-peer-updates", type=int, default=50)
+    ap.add_argument("--strace-updates", type=int, default=20,
+                    help="updates with strace attached, for the system calls (20)")
     ap.add_argument("--checks", type=int, default=10, help="identical swaps and touches (10 each)")
-    ap.add_argument("--procs", default="1000,10000", help="idle process counts (1000,10000)")
+    ap.add_argument("--rules", default="1,4,16,64,256", help="rule counts (1,4,16,64,256)")
+    ap.add_argument("--files", default="1,10,100,1000,10000",
+                    help="files per rule (1,10,100,1000,10000)")
+    ap.add_argument("--paths-rules", default="1,16,256", help="rules of the rules × paths grid")
+    ap.add_argument("--paths-per-rule", default="1,8,64", help="paths of the rules × paths grid")
+    ap.add_argument("--procs", default="100,1000,10000",
+                    help="processes in the pod, besides its own few (100,1000,10000)")
     ap.add_argument("--scale-budget", type=float, default=40,
-                    help="seconds per tool for the updates with idle processes (40)")
+                    help="seconds of updates per scaling table (40)")
+    ap.add_argument("--scale-min", type=int, default=10, help="least updates per step (10)")
+    ap.add_argument("--scale-peer-updates", type=int, default=50)
+    ap.add_argument("--scrapers", type=int, default=30)
+    ap.add_argument("--scrape-procs", type=int, default=3000)
+    ap.add_argument("--scrape-window", type=float, default=5,
+                    help="seconds of scrapes with strace counting /proc scans (5)")
     ap.add_argument("--reloads", type=int, default=10000)
-    ap.add_argument("--mem-rules", type=int, default=10)
-    ap.add_argument("--mem-keys", type=int, default=10)
+    ap.add_argument("--mem-rules", type=int, default=256)
+    ap.add_argument("--mem-keys", type=int, default=16)
+    ap.add_argument("--mem-budget", type=float, default=240,
+                    help="seconds the reloads may take: they stop at the last 1,000 that fits "
+                         "(240)")
     ap.add_argument("--hash-mib", type=int, default=512)
     ap.add_argument("--poll1-changes", type=int, default=40)
     ap.add_argument("--poll30-changes", type=int, default=6)
@@ -1161,21 +719,34 @@ def parse_args(argv):
     ap.add_argument("--poll-session", help=argparse.SUPPRESS)
     o = ap.parse_args(argv)
     if o.quick:
-        o.idle, o.updates, o.debounce_updates, o.scale_peer_updates = 15, 40, 10, 10
-        o.checks, o.procs, o.reloads, o.hash_mib = 3, "1000", 1000, 64
-        o.scale_budget = 10
+        o.idle, o.busy, o.updates, o.debounce_updates, o.scale_peer_updates = 15, 5, 40, 10, 10
+        o.checks, o.procs, o.reloads, o.hash_mib, o.strace_updates = 3, "1000", 1000, 64, 10
+        o.rules, o.files, o.paths_rules, o.paths_per_rule = "1,16,256", "1,100,10000", "1,256", \
+            "1,64"
+        o.scale_budget, o.scale_min, o.scrape_window = 10, 3, 3
         o.poll1_changes, o.poll30_changes, o.poll30_rigs, o.poll30_budget = 8, 1, 1, 70
-    o.procs = [int(x) for x in o.procs.split(",") if x]
+    for k in ("rules", "files", "paths_rules", "paths_per_rule", "procs"):
+        setattr(o, k, ints(getattr(o, k)))
+    only = set()
+    for name in (x.strip() for x in o.only.split(",") if x.strip()):
+        if name not in SECTIONS and name not in GROUPS:
+            ap.error(f"--only: no section {name!r}; sections: {', '.join(SECTIONS)}, scaling")
+        only |= set(GROUPS.get(name, (name,)))
+    o.sections = [s for s in SECTIONS if not only or s in only]
     return o
 
 
 def preflight(opts):
     missing = [t for t in ("unshare", "inotifywait", "openssl", "sha256sum", "md5sum", "pgrep",
-                           "pkill") if not shutil.which(t)]
+                           "pkill", "strace") if not shutil.which(t)]
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        missing.append("matplotlib (python3-matplotlib)")
     if missing:
         sys.exit(f"bench: missing {', '.join(missing)}: run `make deps`")
     if os.geteuid() != 0:
-        sys.exit("bench: needs root (PID namespaces)")
+        sys.exit("bench: needs root (PID namespaces, strace)")
     for f in (BIN, PAUSE):
         if not os.access(f, os.X_OK):
             sys.exit(f"bench: {f} is not built: run `make bench`")
@@ -1183,13 +754,56 @@ def preflight(opts):
 
 def raise_limits(opts, restore):
     """pid_max and threads-max large enough for the idle processes; restored at exit."""
-    need = max(opts.procs, default=0) + 5000
+    need = max(opts.procs + [opts.scrape_procs], default=0) + 5000
     for path in ("/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max"):
         cur = int(Path(path).read_text())
         if cur < need:
             restore.append((path, cur))
             Path(path).write_text(str(need))
             log(f"{path}: {cur} -> {need} for this run")
+
+
+def collect_polls(opts, R, background):
+    """The poll peers' background runs, once they are done."""
+    polls = {}
+    for name, out, p in background:
+        try:
+            p.wait(max(5, opts.poll30_budget + 60))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        try:
+            polls[name] = json.loads(Path(out).read_text())
+        except (OSError, ValueError):
+            log(f"{name}: no result; see {out[:-5]}.err:\n"
+                + Path(out[:-5] + ".err").read_text()[-2000:])
+    R["poll1"] = polls.get("poll1")
+    R["poll30"] = merge_polls([v for k, v in polls.items() if k.startswith("poll30")])
+
+
+def run_phases(base, opts, R):
+    restore, background = [], []
+    phases = {"busy": phase_busy, "memory": phase_memory, "hash": phase_hash,
+              "latency": phase_latency, "rules": phase_rules, "files": phase_files,
+              "paths": phase_paths, "procs": phase_procs, "scrapes": phase_scrapes}
+    R["scale"] = {}
+    try:
+        raise_limits(opts, restore)
+        for name in opts.sections:
+            log(f"== {name}")
+            if name == "idle":
+                phase_idle(base, opts, R, background)
+            else:
+                phases[name](base, opts, R)
+        if background:
+            collect_polls(opts, R, background)
+    finally:
+        for _, _, p in background:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for path, value in restore:
+            Path(path).write_text(str(value))
 
 
 def main(argv):
@@ -1201,57 +815,26 @@ def main(argv):
     build()
     R = {"machine": machine(), "options": {k: v for k, v in vars(opts).items()
                                            if k != "poll_session"}}
-    restore, background = [], []
-    base = Path(tempfile.mkdtemp(prefix="sigreload-bench-", dir=opts.tmpdir))
+    # a short name: 256 rules × 64 paths under it must fit sigreload's 1 MiB rule file
+    base = Path(tempfile.mkdtemp(prefix="sigbench-", dir=opts.tmpdir))
     for d in ("vols", "conf", "logs"):
         (base / d).mkdir()
     t_start = time.monotonic()
     try:
-        raise_limits(opts, restore)
-        phase_idle(base, opts, R, background)
-        phase_memory(base, opts, R)
-        phase_hash(base, opts, R)
-        R["latency"], R["scan"] = {}, {}
-        phase_latency(base, opts, R)
-        phase_scale(base, opts, R)
-        polls = {}
-        for name, out, p in background:
-            try:
-                p.wait(max(5, opts.poll30_budget + 60))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            try:
-                polls[name] = json.loads(Path(out).read_text())
-            except (OSError, ValueError):
-                log(f"{name}: no result; see {out[:-5]}.err:\n"
-                    + Path(out[:-5] + ".err").read_text()[-2000:])
-        R["poll1"] = polls.get("poll1")
-        R["poll30"] = merge_polls([v for k, v in polls.items() if k.startswith("poll30")])
+        run_phases(base, opts, R)
     finally:
-        for _, _, p in background:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        for path, value in restore:
-            Path(path).write_text(str(value))
         shutil.rmtree(base, ignore_errors=True)
     R["machine"]["loadavg_end"] = os.getloadavg()
     R["seconds"] = time.monotonic() - t_start
-    md = report(R)
-    m = R["machine"]
-    head = (f"sigreload {m['sigreload']} ({m['commit']}) on {m['cpus']} × {m['cpu']}, "
-            f"Linux {m['kernel']}, {m['memory_gib']} GiB; load average "
-            f"{m['loadavg_start'][0]:.2f} at start, {m['loadavg_end'][0]:.2f} at end; "
-            f"`make bench` took {R['seconds'] / 60:.1f} min")
-    md = head + "\n\n" + md
-    print(md)
     res = Path(opts.results)
     res.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    R["images"] = plot.plot_all(R, res, stamp)
+    md = report.report(R)
+    print(md)
     (res / f"{stamp}.json").write_text(json.dumps(R, indent=1))
     (res / f"{stamp}.md").write_text(md + "\n")
-    log(f"wrote {res / stamp}.json and .md")
+    log(f"wrote {res / stamp}.json, .md and {len(R['images'])} PNGs")
     return 0
 
 
