@@ -84,7 +84,7 @@ def headline(R):
 def section(R, images, notes=None):
     L = R.get("latency", {})
     md = [HEADING,
-          "`make deps && make bench` (root, about 15 minutes on two cores) measures sigreload "
+          "`make deps && make bench` (root, 15 to 20 minutes on two cores) measures sigreload "
           "side by side with what users run today and with the floor, a bare inotify → "
           "`kill(2)` watcher: the kubelet's atomic update replayed in C, the clock read right "
           "before the `..data` rename and in the target's signal handler, each tool in a PID "

@@ -245,7 +245,8 @@ def idle_section(R):
     B = R.get("busy")
     if B:
         rows = [[label, *[f(B[k][key]) for k in ("sigreload", "floor")]]
-                for label, key, f in [("wakeups (voluntary context switches)", "wakeups", str),
+                for label, key, f in [("wakeups (voluntary context switches)", "wakeups",
+                                       "{:,}".format),
                                       ("CPU time, schedstat", "run_ms", fmt_ms),
                                       ("involuntary context switches", "involuntary", str)]]
         md.append(f"### Idle with a busy directory above the volume: {B['creates']:,} files "
@@ -386,7 +387,7 @@ def goals(R):
         a, b = B["sigreload"]["wakeups"], B["floor"]["wakeups"]
         row(f"idle with a busy parent directory: wakeups as few as inotify allows "
             f"({B['seconds']:.0f} s of churn)",
-            f"{a} wakeups, {fmt_ms(B['sigreload']['run_ms'])} CPU", f"floor {b} wakeups",
+            f"{a:,} wakeups, {fmt_ms(B['sigreload']['run_ms'])} CPU", f"floor {b:,} wakeups",
             times(a, b) if b else ("=" if a == 0 else "∞×"), a <= b)
     idle = R.get("idle", {})
     for k in ("sigreload", "sigreload-metrics"):

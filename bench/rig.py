@@ -147,13 +147,16 @@ def pod_processes(pod):
 
 
 def spawn_idle(pod, n):
-    """n more unrelated idle processes in the pod (bench/idle.c: a parent and n - 1 children)."""
-    if n < 1:
-        return
-    p = pod.spawn([tool("idle"), n - 1, "idle"], stdout=subprocess.PIPE)
-    line = read_line(p.stdout.fileno(), timeout=120)
-    if line != f"ready {n - 1}":
-        raise RuntimeError(f"idle said {line!r}")
+    """n more unrelated idle processes in the pod (bench/idle.c: a parent and its children), a
+    thousand at a time: a fork can take milliseconds on a busy VM, and each thousand has two
+    minutes."""
+    while n > 0:
+        k = min(n, 1000)
+        p = pod.spawn([tool("idle"), k - 1, "idle"], stdout=subprocess.PIPE)
+        line = read_line(p.stdout.fileno(), timeout=120)
+        if line != f"ready {k - 1}":
+            raise RuntimeError(f"idle said {line!r}")
+        n -= k
 
 
 def fill_pod(pod, total, later=0):

@@ -12,13 +12,14 @@ The floor (bench/floor.c) is the least any watcher can do: an inotify watch and 
     make bench [BENCH_ARGS="--quick" or "--only latency,scaling"]
 
 prints markdown tables, ends with the goals of issue 11 (met or missed), and writes
-bench/results/<UTC time>.json, .md and PNGs. The whole run takes about 15 minutes on two cores
-(`--quick`: about 4); see --help for the knobs, and bench/README.md for the method. A benchmark
+bench/results/<UTC time>.json, .md and PNGs. The whole run takes 15 to 20 minutes on two cores
+(`--quick`: about 5); see --help for the knobs, and bench/README.md for the method. A benchmark
 reports; it never fails on a missed goal (only on a broken harness).
 """
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -217,13 +218,14 @@ def phase_busy(base, opts, R):
     opts.busy seconds; their wakeups and CPU over that window."""
     rigs = {}
     try:
-        rigs["sigreload"] = Rig(base, "busy-sigreload").start_sigreload()
-        rigs["floor"] = Rig(base, "busy-floor").start_floor()
+        for name in ("sigreload", "floor"):
+            rigs[name] = Rig(base, f"busy-{name}")
+            rigs[name].start(name)
         busy = base / "vols"
+        start = {k: r.sample() for k, r in rigs.items()}
         churn = subprocess.Popen([tool("churn"), busy, str(opts.busy)], stdout=subprocess.PIPE,
                                  text=True)
         try:
-            start = {k: r.sample() for k, r in rigs.items()}
             if churn.stdout.readline().strip() != "ready":
                 raise RuntimeError("churn did not start")
             fields = churn.stdout.readline().split()
@@ -319,7 +321,6 @@ def phase_hash(base, opts, R):
     d = base / "hash"
     d.mkdir()
     blob = d / "blob"
-    size = opts.hash_mib << 20
     with open(blob, "wb") as f:
         for _ in range(opts.hash_mib // 8):
             f.write(os.urandom(8 << 20))
@@ -373,7 +374,8 @@ def phase_latency(base, opts, R):
     rigs = {}
     try:
         for name in ("sigreload", "floor", "inotify"):
-            rigs[name] = Rig(base, f"lat-{name}").start(name)
+            rigs[name] = Rig(base, f"lat-{name}")
+            rigs[name].start(name)
             fill_pod(rigs[name].pod, opts.pod_procs)
         names = list(rigs)
         R["latency"] = measure(
@@ -407,14 +409,14 @@ def phase_latency(base, opts, R):
 SCALE_WAIT_MS, SCALE_SETTLE_MS = 30000, 50
 
 
-def start_scale_rigs(base, specs, opts):
+def start_scale_rigs(base, prefix, specs, opts):
     """Rigs in pods of their own, each filled to opts.pod_procs processes, sigreload running
     with debounce 0: specs maps a step's key to Rig's keyword arguments. A rig with several
     rules takes them in a shuffled order, so that no rule's place in the file favours it."""
     rigs = {}
     try:
         for key, kw in specs.items():
-            rig = rigs[key] = Rig(base, f"{kw.pop('prefix')}-{key}", **kw)
+            rig = rigs[key] = Rig(base, f"{prefix}-{key}", **kw)
             n = len(rig.vols)
             rig.cycle = random.Random(n).sample(range(n), n)
             rig.start_sigreload()
@@ -435,8 +437,8 @@ def measure_scale(rigs, opts):
 def phase_rules(base, opts, R):
     """Cost against the number of rules: 1 to 256 rules, each on a 4-file volume of its own;
     an update changes one rule's volume."""
-    rigs = start_scale_rigs(base, {str(n): dict(prefix="rules", volumes=n, keys=4)
-                                   for n in opts.rules}, opts)
+    rigs = start_scale_rigs(base, "rules", {str(n): dict(volumes=n, keys=4) for n in opts.rules},
+                            opts)
     try:
         R["scale"]["rules"] = measure_scale(rigs, opts)
     finally:
@@ -448,8 +450,8 @@ def phase_files(base, opts, R):
     """Cost against the files of a rule: two rules, one on a volume of N files, one on a volume
     of 4; updates to the big rule's volume (the cost of the files an event concerns), then to
     the small one's (the cost of the files it does not)."""
-    rigs = start_scale_rigs(base, {str(n): dict(prefix="files", volumes=2, keys=[n, 4])
-                                   for n in opts.files}, opts)
+    rigs = start_scale_rigs(base, "files", {str(n): dict(volumes=2, keys=[n, 4])
+                                            for n in opts.files}, opts)
     try:
         for rig in rigs.values():
             rig.cycle = [0]
@@ -466,9 +468,9 @@ def phase_files(base, opts, R):
 def phase_paths(base, opts, R):
     """Cost against rules × paths: R rules, each listing the P files of a volume of its own as
     its paths (as users list files); an update changes one rule's volume."""
-    specs = {f"{r}x{p}": dict(prefix="paths", volumes=r, keys=p, paths="files")
+    specs = {f"{r}x{p}": dict(volumes=r, keys=p, paths="files")
              for r in opts.paths_rules for p in opts.paths_per_rule}
-    rigs = start_scale_rigs(base, specs, opts)
+    rigs = start_scale_rigs(base, "paths", specs, opts)
     try:
         R["scale"]["paths"] = measure_scale(rigs, opts)
     finally:
@@ -669,7 +671,7 @@ def ints(text):
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
-                    help="a smoke run: small counts and fewer steps, about 4 minutes")
+                    help="a smoke run: small counts and fewer steps, about 5 minutes")
     ap.add_argument("--only", default="",
                     help="comma-separated sections to run, of: " + ", ".join(SECTIONS)
                          + "; 'scaling' is rules, files, paths and procs (default: all)")
@@ -739,9 +741,7 @@ def parse_args(argv):
 def preflight(opts):
     missing = [t for t in ("unshare", "inotifywait", "openssl", "sha256sum", "md5sum", "pgrep",
                            "pkill", "strace") if not shutil.which(t)]
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    if not importlib.util.find_spec("matplotlib"):
         missing.append("matplotlib (python3-matplotlib)")
     if missing:
         sys.exit(f"bench: missing {', '.join(missing)}: run `make deps`")
