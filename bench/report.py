@@ -163,8 +163,8 @@ def scaling_section(R):
             rows.append([f"{int(k):,}", fmt_ms(cpu(sig)), p50_p99(sig),
                          fmt_ms(lat(ino, "p50")) + ratio(lat(ino, "p50"), lat(sig, "p50")),
                          fmt_ms(m), fmt_ms(p),
-                         f"{fmt_ms(ms)} vs {fmt_ms(ps)}" + ratio(ps, ms) if k != P[0][0]
-                         else "–"])
+                         f"{fmt_ms(ms)} vs {fmt_ms(ps)}" + ratio(ps, ms) if ms > 0 and ps > 0
+                         else "– (within the noise)" if k != P[0][0] else "–"])
         md.append("### Cost against the processes in the pod\n\n"
                   "The scan columns time `sigreload match -c FILE` (start-up, rule file, one "
                   "scan) and `pgrep -x app` inside the pod, median wall time; the last column "
