@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "utf8.h"
 
 #define LINE_MAX_BYTES 8192
 /* A hostile cmdline or file name must not crowd the other fields out of the line. */
@@ -95,35 +96,6 @@ static void buf_printf(Buf *b, const char *fmt, ...)
 		buf_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 if it is not valid. */
-static size_t utf8_valid_len(const unsigned char *s, size_t n)
-{
-	uint32_t c;
-	size_t len;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, c = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, c = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, c = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) ||
-	    (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	return len;
-}
-
 static bool logfmt_needs_quotes(const char *s)
 {
 	if (!*s)
@@ -147,7 +119,8 @@ static void buf_put_quoted(Buf *b, const char *s)
 			buf_puts(b, "\xe2\x80\xa6"); /* … */
 			break;
 		}
-		size_t len = utf8_valid_len(p, n);
+		uint32_t c;
+		size_t len = utf8_decode(p, n, &c);
 		if (len == 0) {
 			buf_puts(b, "\\ufffd");
 			len = 1;
