@@ -24,6 +24,7 @@
 #include "sandbox.h"
 #include "satoken.h"
 #include "signame.h"
+#include "utf8.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -194,12 +195,15 @@ static Rules *load_or_report(const Options *o)
 
 	int r =
 	    o->cmreload ? cmreload_load(&o->cm, &rules, &errs) : rules_load(file, &rules, &errs);
+	/* the errors come escaped; the file name is input too: a newline must not forge a line */
+	_cleanup_free_ char *name = utf8_escape(file);
 	for (size_t i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s%s\n", o->cmreload ? "sigreload: " : "", errs.v[i]);
 	size_t n = errs.n - errs.truncated; /* the "too many errors" line is not one */
 	if (r == -EINVAL)
-		fprintf(stderr, "sigreload: %s %s %zu%s error%s: nothing was loaded\n", file,
-			o->cmreload ? "have" : "has", n, errs.truncated ? " or more" : "",
+		fprintf(stderr, "sigreload: %s %s %zu%s error%s: nothing was loaded\n",
+			name ? name : "the rule file", o->cmreload ? "have" : "has", n,
+			errs.truncated ? " or more" : "",
 			n == 1 ? "" : "s");
 	else if (r == -ENOMEM)
 		fprintf(stderr, "sigreload: out of memory\n");

@@ -27,7 +27,7 @@ struct Matcher {
 #define REGEX_MAX_COPIES 4096
 #define REGEX_MAX_DEPTH	 32
 
-static int regex_cost(const char *re, char *err, size_t errsize)
+int match_regex_check(const char *re, char *err, size_t errsize)
 {
 	/* per open group: its cost so far, and the cost of its last atom (for a repetition) */
 	unsigned long total[REGEX_MAX_DEPTH + 1] = { 0 }, last[REGEX_MAX_DEPTH + 1] = { 0 };
@@ -122,6 +122,20 @@ static int regex_cost(const char *re, char *err, size_t errsize)
 	return 0;
 }
 
+int match_regex_compile(const char *re, regex_t *out, char *err, size_t errsize)
+{
+	if (match_regex_check(re, err, errsize) < 0)
+		return -EINVAL;
+	int r = regcomp(out, re, REG_EXTENDED | REG_NOSUB);
+	if (r == REG_ESPACE)
+		return -ENOMEM;
+	if (r != 0) {
+		regerror(r, out, err, errsize);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int match_new(const char *comm, const char *cmdline, const char *exe, const uid_t *uid,
 	      Matcher **out, char *err, size_t errsize)
 {
@@ -139,15 +153,10 @@ int match_new(const char *comm, const char *cmdline, const char *exe, const uid_
 		m->uid = *uid;
 	}
 	if (cmdline) {
-		if (regex_cost(cmdline, err, errsize) < 0) {
+		int r = match_regex_compile(cmdline, &m->re, err, errsize);
+		if (r < 0) {
 			match_free(m);
-			return -EINVAL;
-		}
-		int r = regcomp(&m->re, cmdline, REG_EXTENDED | REG_NOSUB);
-		if (r != 0) {
-			regerror(r, &m->re, err, errsize);
-			match_free(m);
-			return -EINVAL;
+			return r;
 		}
 		m->has_re = true;
 	}
@@ -195,6 +204,8 @@ static int match_process(const Matcher *m, ProcEntry *e)
 	const char *s;
 	uid_t uid;
 
+	if (!m)
+		return 0; /* an http rule's: it has no processes */
 	/* cheapest first: comm is one short file; stat (52 fields) only for candidates */
 	if (m->comm && (proc_entry_comm(e, &s) < 0 || fnmatch(m->comm, s, 0) != 0))
 		return 0;
@@ -249,7 +260,7 @@ static int find_visit(ProcEntry *e, void *userdata)
 		int r = 0;
 		if (match_process(ctx->m[i], e))
 			r = add_target(l, e, ctx->details);
-		else if (ctx->m[i]->exe && proc_entry_exe(e, &s) == -EACCES)
+		else if (ctx->m[i] && ctx->m[i]->exe && proc_entry_exe(e, &s) == -EACCES)
 			l->exe_denied++;
 		if (r < 0)
 			return r;

@@ -3,6 +3,7 @@
 #define SIGRELOAD_MATCH_H
 
 #include <stdbool.h>
+#include <regex.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -15,6 +16,15 @@ typedef struct Matcher Matcher;
 int match_new(const char *comm, const char *cmdline, const char *exe, const uid_t *uid,
 	      Matcher **out, char *err, size_t errsize);
 void match_free(Matcher *m);
+
+/* Refuses a POSIX ERE whose compiling could take more than a few MiB or seconds (a repetition
+ * of a repetition, a back-reference, repetitions that expand too far): 0, or -EINVAL with err
+ * saying why. */
+int match_regex_check(const char *re, char *err, size_t errsize);
+
+/* match_regex_check, then regcomp(REG_EXTENDED | REG_NOSUB) into *out: 0, -EINVAL with err
+ * saying why (regerror's text), or -ENOMEM. */
+int match_regex_compile(const char *re, regex_t *out, char *err, size_t errsize);
 
 /* The keys as given (NULL where absent); has_uid tells whether uid is set. */
 const char *match_comm(const Matcher *m);
@@ -39,7 +49,8 @@ typedef struct TargetList {
 	ProcScanInfo scan;
 } TargetList;
 
-/* Scans /proc for processes matching m, sorted by pid, each marked leader or not. With details,
+/* Scans /proc for processes matching m, sorted by pid, each marked leader or not (a NULL m, an
+ * http rule's, matches none). With details,
  * uid and cmdline are read for each match. Returns 0 or -errno; out is reset first. */
 int match_find(const Matcher *m, bool leaders_only, bool details, TargetList *out);
 

@@ -1,5 +1,5 @@
-/* rules.c: the rule file, from YAML (libyaml's document API) to a validated Rules, every error
- * reported as FILE:LINE:COL. */
+/* rules.c: the rule file's schema: each mapping read by its table of keys (rules_keys.c) into a
+ * validated Rules, every problem reported as FILE:LINE:COL (yamldoc.c reads the YAML). */
 #include "rules.h"
 
 #include <errno.h>
@@ -7,371 +7,101 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "addr.h"
 #include "cleanup.h"
 #include "digest.h"
 #include "duration.h"
+#include "rules_http.h"
+#include "rules_keys.h"
 #include "signame.h"
-
-#define STRING_MAX 4096 /* any single value other than a path */
-#define GLOB_MAX   255
-#define REGEX_MAX  1024
-
-typedef struct Problem {
-	size_t line, col, seq;
-	char *msg;
-} Problem;
+#include "utf8.h"
+#include "yamldoc.h"
 
 typedef struct Parser {
-	const char *file;
-	const char *buf;
-	size_t len;
-	yaml_document_t doc;
-	Problem *problems;
-	size_t n_problems;
-	bool stop; /* too many errors, or out of memory */
-	bool truncated; /* more than RULES_MAX_ERRORS problems: the rest were dropped */
+	YamlDoc d;
+	Rules *rules;
 	bool inherits_pair; /* a rule sets neither debounce nor max_wait */
 } Parser;
 
-static const char *const top_keys[] = { "debounce",	"max_wait",	  "resync",
-					"handler_wait", "verify_after",	  "log_format",
-					"log_level",	"metrics_listen", "rules" };
-enum {
-	TOP_DEBOUNCE,
-	TOP_MAX_WAIT,
-	TOP_RESYNC,
-	TOP_HANDLER_WAIT,
-	TOP_VERIFY_AFTER,
-	TOP_LOG_FORMAT,
-	TOP_LOG_LEVEL,
-	TOP_METRICS_LISTEN,
-	TOP_RULES,
-	TOP_N
-};
+/* The nodes of one mapping, by the index of their key in its section. */
+typedef struct Found {
+	yaml_node_t *value[RULES_SECTION_MAX_KEYS], *key[RULES_SECTION_MAX_KEYS];
+} Found;
 
-static const char *const rule_keys[] = { "name",	 "paths",	    "match",
-					 "leaders_only", "signal",	    "debounce",
-					 "max_wait",	 "signal_on_start", "handler_wait",
-					 "verify_after" };
-enum {
-	R_NAME,
-	R_PATHS,
-	R_MATCH,
-	R_LEADERS_ONLY,
-	R_SIGNAL,
-	R_DEBOUNCE,
-	R_MAX_WAIT,
-	R_SIGNAL_ON_START,
-	R_HANDLER_WAIT,
-	R_VERIFY_AFTER,
-	R_N
-};
+static bool parse_section(Parser *p, yaml_node_t *n, RulesSection s, void *base, Found *f);
 
-static const char *const match_keys[] = { "comm", "cmdline", "exe", "uid" };
-enum { M_COMM, M_CMDLINE, M_EXE, M_UID, M_N };
-
-static void add_error(RulesErrors *errs, char *msg)
+static void *field_of(void *base, const RulesKey *k)
 {
-	char **v = msg ? reallocarray(errs->v, errs->n + 1, sizeof(*v)) : NULL;
-
-	if (!v) {
-		free(msg);
-		return;
-	}
-	errs->v = v;
-	errs->v[errs->n++] = msg;
+	return (char *)base + k->offset;
 }
 
-static void perr_at(Parser *p, size_t line, size_t col, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void perr_at(Parser *p, size_t line, size_t col, const char *fmt, ...)
+/* The value given for section s's key name, or NULL. */
+static yaml_node_t *found(const Found *f, RulesSection s, const char *name)
 {
-	Problem *v;
-	char *msg;
-	va_list ap;
-
-	if (p->stop)
-		return;
-	if (p->n_problems >= RULES_MAX_ERRORS) {
-		p->stop = p->truncated = true;
-		return;
-	}
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	if (!msg || !(v = reallocarray(p->problems, p->n_problems + 1, sizeof(*v)))) {
-		free(msg);
-		p->stop = true;
-		return;
-	}
-	p->problems = v;
-	v[p->n_problems] = (Problem){ .line = line, .col = col, .seq = p->n_problems, .msg = msg };
-	p->n_problems++;
+	return f->value[rules_key(s, name) - rules_sections[s].keys];
 }
 
-static int problem_cmp(const void *a, const void *b)
+/* Sorts a mapping's pairs into f by key, reporting unknown, duplicate and non-string keys. */
+static void map_keys(Parser *p, yaml_node_t *map, RulesSection s, Found *f)
 {
-	const Problem *x = a, *y = b;
+	const RulesSectionInfo *sec = &rules_sections[s];
+	const char *names[RULES_SECTION_MAX_KEYS];
 
-	if (x->line != y->line)
-		return x->line < y->line ? -1 : 1;
-	if (x->col != y->col)
-		return x->col < y->col ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* Hands the problems over as "FILE:LINE:COL: message" lines in file order. */
-static void report_problems(Parser *p, RulesErrors *errs)
-{
-	char *msg;
-
-	if (p->n_problems > 1) /* qsort(NULL, 0, ...) is undefined */
-		qsort(p->problems, p->n_problems, sizeof(*p->problems), problem_cmp);
-	for (size_t i = 0; i < p->n_problems; i++) {
-		Problem *pr = &p->problems[i];
-		if (asprintf(&msg, "%s:%zu:%zu: %s", p->file, pr->line + 1, pr->col + 1, pr->msg) <
-		    0)
-			msg = NULL;
-		add_error(errs, msg);
-		free(pr->msg);
-	}
-	if (p->truncated &&
-	    asprintf(&msg, "%s: too many errors, stopped after %zu", p->file, p->n_problems) >= 0) {
-		add_error(errs, msg);
-		errs->truncated = true;
-	}
-	free(p->problems);
-	p->problems = NULL;
-}
-
-#define perr(p, node, ...)                                                                         \
-	perr_at(p, (node)->start_mark.line, (node)->start_mark.column, __VA_ARGS__)
-
-static yaml_node_t *node_at(Parser *p, int id)
-{
-	return yaml_document_get_node(&p->doc, id);
-}
-
-static bool is_null(const yaml_node_t *n)
-{
-	static const char *const nulls[] = { "", "~", "null", "Null", "NULL" };
-
-	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	for (size_t i = 0; i < ELEMENTSOF(nulls); i++)
-		if (strcmp((const char *)n->data.scalar.value, nulls[i]) == 0)
-			return true;
-	return false;
-}
-
-static const char *kind(const yaml_node_t *n)
-{
-	if (n->type == YAML_MAPPING_NODE)
-		return "a mapping";
-	if (n->type == YAML_SEQUENCE_NODE)
-		return "a list";
-	if (is_null(n))
-		return "empty";
-	return "a single value";
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-	return (const char *)n->data.scalar.value;
-}
-
-/* Small edit distance, for "did you mean"; large for anything long. */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), prev[33], cur[33];
-
-	if (la > 32 || lb > 32)
-		return SIZE_MAX;
-	for (size_t j = 0; j <= lb; j++)
-		prev[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		cur[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-		}
-		memcpy(prev, cur, sizeof(cur));
-	}
-	return prev[lb];
-}
-
-static void unknown_key(Parser *p, const yaml_node_t *key, const char *where,
-			const char *const *keys, size_t nkeys)
-{
-	const char *name = scalar(key), *best = NULL;
-	size_t best_d = 3;
-	char list[256] = "";
-
-	if (strcmp(name, "<<") == 0) {
-		perr(p, key,
-		     "merge keys (<<) are not supported %s: write the keys out, or reuse a whole "
-		     "value with an alias (match: *m)",
-		     where);
-		return;
-	}
-	for (size_t i = 0; i < nkeys; i++) {
-		size_t d = edit_distance(name, keys[i]);
-		/* "x" is two edits from "exe", but that is no reason to suggest it */
-		if (d < best_d && 2 * d <= strlen(name))
-			best_d = d, best = keys[i];
-		strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
-		strncat(list, keys[i], sizeof(list) - strlen(list) - 1);
-	}
-	if (best)
-		perr(p, key, "unknown key \"%s\" %s; did you mean \"%s\"?", name, where, best);
-	else
-		perr(p, key, "unknown key \"%s\" %s; expected one of: %s", name, where, list);
-}
-
-/* Sorts a mapping's pairs into found[] by key, reporting unknown, duplicate and non-string keys.
- * found[i] is the value node of keys[i], or NULL. */
-static void map_keys(Parser *p, yaml_node_t *map, const char *where, const char *const *keys,
-		     size_t nkeys, yaml_node_t **found)
-{
-	yaml_node_t *key_nodes[16] = { 0 };
-
-	memset(found, 0, nkeys * sizeof(*found));
+	*f = (Found){ 0 };
+	for (size_t i = 0; i < sec->n_keys; i++)
+		names[i] = sec->keys[i].name;
 	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
-	     pair < map->data.mapping.pairs.top && !p->stop; pair++) {
-		yaml_node_t *k = node_at(p, pair->key), *v = node_at(p, pair->value);
+	     pair < map->data.mapping.pairs.top && !p->d.stop; pair++) {
+		yaml_node_t *k = yamldoc_node(&p->d, pair->key),
+			    *v = yamldoc_node(&p->d, pair->value);
 		if (!k || !v)
 			continue;
 		if (k->type != YAML_SCALAR_NODE) {
-			perr(p, k, "a key must be a plain name, not %s", kind(k));
+			yamldoc_error(&p->d, k, "a key must be a plain name, not %s",
+				      yamldoc_kind(k));
 			continue;
 		}
 		size_t i = 0;
-		while (i < nkeys && strcmp(scalar(k), keys[i]) != 0)
+		while (i < sec->n_keys && strcmp(yamldoc_text(k), names[i]) != 0)
 			i++;
-		if (i == nkeys) {
-			unknown_key(p, k, where, keys, nkeys);
-		} else if (found[i]) {
-			perr(p, k, "duplicate key \"%s\" (first at line %zu): keep one", keys[i],
-			     key_nodes[i]->start_mark.line + 1);
+		if (i == sec->n_keys) {
+			yamldoc_unknown_key(&p->d, k, sec->where, names, sec->n_keys);
+		} else if (f->value[i]) {
+			yamldoc_error(&p->d, k,
+				      "duplicate key \"%s\" (first at line %zu): keep one",
+				      names[i], f->key[i]->start_mark.line + 1);
 		} else {
-			found[i] = v;
-			key_nodes[i] = k;
+			f->value[i] = v;
+			f->key[i] = k;
 		}
 	}
 }
 
-/* A scalar that is not null and holds no NUL byte. */
-static const char *get_scalar(Parser *p, yaml_node_t *n, const char *key, const char *what)
+static bool set_string(Parser *p, char **field, const char *s)
 {
-	if (n->type != YAML_SCALAR_NODE || is_null(n)) {
-		perr(p, n, "%s must be %s, not %s", key, what, kind(n));
-		return NULL;
-	}
-	if (strlen(scalar(n)) != n->data.scalar.length) {
-		perr(p, n, "%s contains a NUL byte", key);
-		return NULL;
-	}
-	return scalar(n);
+	free(*field);
+	if (!(*field = strdup(s)))
+		yamldoc_oom(&p->d);
+	return *field != NULL;
 }
 
-static const char *get_string(Parser *p, yaml_node_t *n, const char *key, const char *what,
-			      size_t max)
+/* A string that is not empty. An empty pattern is refused: as a regex it would match every
+ * process, as a glob none; either way it is a mistake (a template that expanded to nothing). */
+static const char *get_nonempty(Parser *p, yaml_node_t *n, const RulesKey *k)
 {
-	const char *s = get_scalar(p, n, key, what);
+	const char *s = yamldoc_string(&p->d, n, k->name, k->what, k->max);
 
-	if (s && strlen(s) > max) {
-		perr(p, n, "%s is too long (%zu bytes; at most %zu)", key, strlen(s), max);
+	if (s && !*s) {
+		yamldoc_error(&p->d, n, "%s is empty: write %s", k->name, k->what);
 		return NULL;
 	}
 	return s;
-}
-
-static bool get_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t *out)
-{
-	char max[32];
-	const char *s = get_scalar(p, n, key, "a duration such as 200ms or 5s");
-
-	if (!s)
-		return false;
-	switch (duration_parse(s, out)) {
-	case 0:
-		return true;
-	case -ERANGE:
-		perr(p, n, "%s \"%s\" is too long: at most %s (one week)", key, s,
-		     duration_format(DURATION_MAX_MS, max, sizeof(max)));
-		return false;
-	default:
-		if (s[strspn(s, "0123456789")] == '\0') {
-			perr(p, n, "%s \"%s\" has no unit: write %sms or %ss", key, s, s, s);
-			return false;
-		}
-		perr(p, n,
-		     "%s \"%s\" is not a duration: write a whole number and a unit, ms, s, m or h "
-		     "(200ms, 5s, 1m), or 0",
-		     key, s);
-		return false;
-	}
-}
-
-static bool get_bool(Parser *p, yaml_node_t *n, const char *key, bool *out)
-{
-	static const char *const yes[] = { "true", "True", "TRUE" }, *const no[] = { "false",
-										     "False",
-										     "FALSE" };
-
-	for (size_t i = 0; n->type == YAML_SCALAR_NODE && i < ELEMENTSOF(yes); i++) {
-		if (strcmp(scalar(n), yes[i]) != 0 && strcmp(scalar(n), no[i]) != 0)
-			continue;
-		if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
-			perr(p, n,
-			     "%s must be true or false, not the string \"%s\": remove the quotes",
-			     key, scalar(n));
-			return false;
-		}
-		*out = strcmp(scalar(n), yes[i]) == 0;
-		return true;
-	}
-	if (n->type == YAML_SCALAR_NODE && !is_null(n))
-		perr(p, n, "%s must be true or false, not \"%s\"", key, scalar(n));
-	else
-		perr(p, n, "%s must be true or false, not %s", key, kind(n));
-	return false;
-}
-
-static bool get_uid(Parser *p, yaml_node_t *n, uid_t *out)
-{
-	const char *s = get_scalar(p, n, "uid", "a number");
-	unsigned long long v = 0;
-
-	if (!s)
-		return false;
-	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
-		perr(p, n, "uid must be a number, not the string \"%s\": remove the quotes", s);
-		return false;
-	}
-	for (const char *c = s; *c; c++) {
-		if (*c < '0' || *c > '9' || c - s >= 10) {
-			perr(p, n, "uid must be a decimal number from 0 to 4294967294, not \"%s\"",
-			     s);
-			return false;
-		}
-		v = v * 10 + (unsigned)(*c - '0');
-	}
-	if (v > 4294967294ULL) {
-		perr(p, n, "uid must be a decimal number from 0 to 4294967294, not \"%s\"", s);
-		return false;
-	}
-	*out = (uid_t)v;
-	return true;
 }
 
 static bool valid_name(const char *s)
@@ -414,92 +144,322 @@ static char *normalise_path(const char *s, bool *dots)
 	return out;
 }
 
-static void rule_done(Rule *r)
+/* One item of paths: its normalised form, or NULL (reported, or out of memory). */
+static char *parse_path(Parser *p, yaml_node_t *item, const Rule *r)
 {
-	free(r->name);
-	for (size_t i = 0; i < r->n_paths; i++)
-		free(r->paths[i]);
-	free(r->paths);
-	match_free(r->match);
-	*r = (Rule){ 0 };
+	const char *s = yamldoc_string(&p->d, item, "a path", "an absolute path", PATH_MAX - 1);
+	bool dots, dup = false;
+
+	if (!s)
+		return NULL;
+	if (s[0] != '/') {
+		yamldoc_error(&p->d, item,
+			      "path \"%s\" is relative: paths must be absolute (start with /)", s);
+		return NULL;
+	}
+	char *norm = normalise_path(s, &dots);
+	if (!norm) {
+		yamldoc_oom(&p->d);
+		return NULL;
+	}
+	for (size_t i = 0; i < r->n_paths && !dup; i++)
+		dup = strcmp(r->paths[i], norm) == 0;
+	if (dots)
+		yamldoc_error(&p->d, item,
+			      "path \"%s\" has a \".\" or \"..\" component: write it without them",
+			      s);
+	else if (dup && strcmp(s, norm) == 0)
+		yamldoc_error(&p->d, item, "duplicate path \"%s\": list it once", s);
+	else if (dup)
+		yamldoc_error(&p->d, item,
+			      "duplicate path \"%s\" (the same as \"%s\"): list it once", s, norm);
+	if (dots || dup) {
+		free(norm);
+		return NULL;
+	}
+	return norm;
 }
 
-static void parse_paths(Parser *p, yaml_node_t *n, Rule *r)
+static bool parse_paths(Parser *p, yaml_node_t *n, Rule *r)
 {
-	if (n->type != YAML_SEQUENCE_NODE ||
-	    n->data.sequence.items.top == n->data.sequence.items.start) {
-		if (n->type == YAML_SCALAR_NODE && !is_null(n))
-			perr(p, n, "paths must be a list: write paths: [%s]", scalar(n));
+	if (n->type != YAML_SEQUENCE_NODE || yamldoc_empty(n)) {
+		if (n->type == YAML_SCALAR_NODE && !yamldoc_is_null(n))
+			yamldoc_error(&p->d, n, "paths must be a list: write paths: [%s]",
+				      yamldoc_text(n));
 		else
-			perr(p, n, "paths must be a list of one or more absolute paths, not %s",
-			     n->type == YAML_SEQUENCE_NODE ? "an empty list" : kind(n));
-		return;
+			yamldoc_error(
+			    &p->d, n, "paths must be a list of one or more absolute paths, not %s",
+			    n->type == YAML_SEQUENCE_NODE ? "an empty list" : yamldoc_kind(n));
+		return false;
 	}
 	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count > RULES_MAX_PATHS) {
-		perr(p, n,
-		     "too many paths (%zu; at most %d): watch a common parent directory instead",
-		     count, RULES_MAX_PATHS);
-		return;
+		yamldoc_error(&p->d, n,
+			      "too many paths (%zu; at most %d): watch a common parent directory "
+			      "instead",
+			      count, RULES_MAX_PATHS);
+		return false;
 	}
 	if (!(r->paths = calloc(count, sizeof(*r->paths)))) {
-		p->stop = true;
-		return;
+		yamldoc_oom(&p->d);
+		return false;
 	}
-	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
-	     it++) {
-		yaml_node_t *item = node_at(p, *it);
-		const char *s =
-		    item ? get_string(p, item, "a path", "an absolute path", PATH_MAX - 1) : NULL;
-		bool dots;
-		if (!s)
-			continue;
-		if (s[0] != '/') {
-			perr(p, item,
-			     "path \"%s\" is relative: paths must be absolute (start with /)", s);
-			continue;
+	for (yaml_node_item_t *it = n->data.sequence.items.start;
+	     it < n->data.sequence.items.top && !p->d.stop; it++) {
+		yaml_node_t *item = yamldoc_node(&p->d, *it);
+		char *norm = item ? parse_path(p, item, r) : NULL;
+		if (norm)
+			r->paths[r->n_paths++] = norm;
+	}
+	return true;
+}
+
+static bool get_signal(Parser *p, yaml_node_t *n, const RulesKey *k, int *out)
+{
+	const char *s = yamldoc_scalar(&p->d, n, k->name, k->what);
+
+	if (!s)
+		return false;
+	if (signame_parse(s, out) == 0)
+		return true;
+	if (!*s || s[strspn(s, "0123456789")] != '\0')
+		yamldoc_error(&p->d, n,
+			      "unknown signal \"%s\": use a name (SIGHUP or HUP), a number (1), or "
+			      "RTMIN+n",
+			      s);
+	else if (strlen(s) <= 2 && atoi(s) >= 32 && atoi(s) < SIGRTMIN)
+		yamldoc_error(&p->d, n,
+			      "signal %s is reserved by the C library for its threads: use 1 to "
+			      "31, or RTMIN+n (%d to %d)",
+			      s, SIGRTMIN, SIGRTMAX);
+	else
+		yamldoc_error(&p->d, n,
+			      "signal %s does not exist: use 1 to 31, or RTMIN+n (%d to %d)", s,
+			      SIGRTMIN, SIGRTMAX);
+	return false;
+}
+
+static bool parse_listen(Parser *p, yaml_node_t *n, const RulesKey *k, char **field)
+{
+	ListenAddr a;
+	/* "" disables the endpoint; a plain empty value is YAML's null, also "off" */
+	const char *v = n->type == YAML_SCALAR_NODE && yamldoc_is_null(n)
+			    ? ""
+			    : yamldoc_string(&p->d, n, k->name, k->what, k->max);
+
+	if (v && *v && addr_parse(v, &a) < 0) {
+		yamldoc_error(&p->d, n,
+			      "%s \"%s\" is not an address: write \":PORT\", \"IPV4:PORT\", "
+			      "\"[IPV6]:PORT\" or \"\" to disable",
+			      k->name, v);
+		return false;
+	}
+	return v && set_string(p, field, v);
+}
+
+/* log_format and log_level: one of a few names. */
+static bool parse_enum(Parser *p, yaml_node_t *n, const RulesKey *k, void *field)
+{
+	const char *v = yamldoc_string(&p->d, n, k->name, k->what, k->max);
+	int r;
+
+	if (!v)
+		return false;
+	r = k->type == RT_LOG_FORMAT ? log_format_parse(v, field) : log_level_parse(v, field);
+	if (r < 0)
+		yamldoc_error(&p->d, n, "%s must be %s, not \"%s\"", k->name, k->what, v);
+	return r >= 0;
+}
+
+static bool parse_duration(Parser *p, yaml_node_t *n, const RulesKey *k, uint64_t *field)
+{
+	if (!yamldoc_duration(&p->d, n, k->name, field))
+		return false;
+	if ((k->flags & RK_POSITIVE) && *field == 0) {
+		yamldoc_error(&p->d, n, "%s must be longer than 0", k->name);
+		return false;
+	}
+	return true;
+}
+
+static bool parse_rules(Parser *p, yaml_node_t *n);
+static bool parse_match(Parser *p, yaml_node_t *n, Matcher **out);
+
+/* A sub-mapping: its own struct (allocated here, owned by the field) or one embedded. */
+static bool parse_subsection(Parser *p, yaml_node_t *n, const RulesKey *k, void *field)
+{
+	const RulesSectionInfo *sec = &rules_sections[k->sub];
+	void *base = field;
+	Found f;
+
+	if (!(k->flags & RK_EMBEDDED)) {
+		if (!(base = calloc(1, sec->size))) {
+			yamldoc_oom(&p->d);
+			return false;
 		}
-		char *norm = normalise_path(s, &dots);
-		if (!norm) {
-			p->stop = true;
-			return;
+		*(void **)field = base;
+	}
+	return parse_section(p, n, k->sub, base, &f);
+}
+
+static bool parse_value(Parser *p, yaml_node_t *n, const RulesKey *k, void *base)
+{
+	void *field = field_of(base, k);
+	const char *s;
+	uint64_t v;
+
+	switch (k->type) {
+	case RT_DURATION:
+		return parse_duration(p, n, k, field);
+	case RT_BOOL:
+		return yamldoc_bool(&p->d, n, k->name, field);
+	case RT_LOG_FORMAT:
+	case RT_LOG_LEVEL:
+		return parse_enum(p, n, k, field);
+	case RT_LISTEN:
+		return parse_listen(p, n, k, field);
+	case RT_RULES:
+		return parse_rules(p, n);
+	case RT_NAME:
+		if (!(s = yamldoc_string(&p->d, n, k->name, k->what, k->max)))
+			return false;
+		if (!valid_name(s)) {
+			yamldoc_error(&p->d, n,
+				      "rule name \"%s\" is invalid: use 1 to %d letters, digits, "
+				      "'_', '.' or '-'",
+				      s, RULES_NAME_MAX);
+			return false;
 		}
-		if (dots) {
-			perr(p, item,
-			     "path \"%s\" has a \".\" or \"..\" component: write it without them",
-			     s);
-			free(norm);
-			continue;
-		}
-		bool dup = false;
-		for (size_t i = 0; i < r->n_paths && !dup; i++)
-			dup = strcmp(r->paths[i], norm) == 0;
-		if (dup) {
-			if (strcmp(s, norm) == 0)
-				perr(p, item, "duplicate path \"%s\": list it once", s);
-			else
-				perr(p, item,
-				     "duplicate path \"%s\" (the same as \"%s\"): list it once", s,
-				     norm);
-			free(norm);
-			continue;
-		}
-		r->paths[r->n_paths++] = norm;
+		return set_string(p, field, s);
+	case RT_PATHS:
+		return parse_paths(p, n, base);
+	case RT_MATCH:
+		return parse_match(p, n, field);
+	case RT_SIGNAL:
+		return get_signal(p, n, k, field);
+	case RT_GLOB:
+	case RT_REGEX:
+		return (s = get_nonempty(p, n, k)) && set_string(p, field, s);
+	case RT_UID:
+		if (!yamldoc_number(&p->d, n, k->name, 0, k->max, &v))
+			return false;
+		*(OptionalUid *)field = (OptionalUid){ .set = true, .uid = (uid_t)v };
+		return true;
+	case RT_COUNT:
+		if (!yamldoc_number(&p->d, n, k->name, 0, k->max, &v))
+			return false;
+		*(unsigned *)field = (unsigned)v;
+		return true;
+	case RT_URL:
+	case RT_METHOD:
+	case RT_STATUS:
+	case RT_HEADERS:
+	case RT_FILE:
+	case RT_STRING:
+		return rules_http_value(&p->d, n, k, field);
+	case RT_SECTION:
+		return parse_subsection(p, n, k, field);
+	}
+	return false;
+}
+
+/* Writes a key's default (its text, read as a value would be) into base. */
+static void set_default(Parser *p, const RulesKey *k, void *base)
+{
+	void *field = field_of(base, k);
+
+	switch (k->type) {
+	case RT_DURATION:
+		duration_parse(k->def, field);
+		break;
+	case RT_BOOL:
+		*(bool *)field = strcmp(k->def, "true") == 0;
+		break;
+	case RT_LOG_FORMAT:
+		log_format_parse(k->def, field);
+		break;
+	case RT_LOG_LEVEL:
+		log_level_parse(k->def, field);
+		break;
+	case RT_SIGNAL:
+		signame_parse(k->def, field);
+		break;
+	case RT_COUNT:
+		*(unsigned *)field = (unsigned)strtoul(k->def, NULL, 10);
+		break;
+	default: /* strings */
+		set_string(p, field, k->def);
+		break;
 	}
 }
 
-/* A match string. An empty one is refused: as a regex it would match every process, as a glob
- * none; either way it is a mistake (a template that expanded to nothing). */
-static const char *get_pattern(Parser *p, yaml_node_t *n, const char *key, const char *what,
-			       size_t max)
+/* The section's checks across keys, once its keys are read. */
+static bool finish_section(Parser *p, yaml_node_t *n, RulesSection s, void *base, const Found *f)
 {
-	const char *s = get_string(p, n, key, what, max);
-
-	if (s && !*s) {
-		perr(p, n, "%s is empty: write %s", key, what);
-		return NULL;
+	switch (s) {
+	case RS_TOP: {
+		const Settings *set = base;
+		yaml_node_t *resync = found(f, RS_TOP, "resync");
+		if (resync && set->resync_ms > 0 && set->resync_ms < 1000) {
+			yamldoc_error(&p->d, resync, "resync must be 0 (never) or at least 1s");
+			return false;
+		}
+		return true;
 	}
-	return s;
+	case RS_HTTP:
+	case RS_BASIC_AUTH:
+	case RS_TLS:
+	case RS_VERIFY:
+		return rules_http_finish(&p->d, n, s, base, f->value);
+	default:
+		return true;
+	}
+}
+
+/* "LABEL has no KEY: HINT" (or "no KEY: HINT") for each required key that is missing. */
+static bool check_required(Parser *p, yaml_node_t *n, RulesSection s, const Found *f,
+			   const char *label)
+{
+	const RulesSectionInfo *sec = &rules_sections[s];
+	bool ok = true;
+
+	for (size_t i = 0; i < sec->n_keys && !p->d.stop; i++) {
+		const RulesKey *k = &sec->keys[i];
+		if (!(k->flags & RK_REQUIRED) || f->value[i])
+			continue;
+		if (label)
+			yamldoc_error(&p->d, n, "%s has no %s: %s", label, k->name, k->hint);
+		else
+			yamldoc_error(&p->d, n, "no %s: %s", k->name, k->hint);
+		ok = false;
+	}
+	return ok;
+}
+
+/* Reads mapping n into base by the keys of section s: defaults first, then each key given, then
+ * the checks across keys. Returns whether every value was valid (f tells which were given). */
+static bool parse_section(Parser *p, yaml_node_t *n, RulesSection s, void *base, Found *f)
+{
+	const RulesSectionInfo *sec = &rules_sections[s];
+	bool ok = true;
+
+	*f = (Found){ 0 };
+	for (size_t i = 0; i < sec->n_keys; i++)
+		if (sec->keys[i].def)
+			set_default(p, &sec->keys[i], base);
+	if (n->type != YAML_MAPPING_NODE || (sec->nonempty && yamldoc_empty(n))) {
+		yamldoc_error(&p->d, n, "%s must be %s, not %s", sec->noun, sec->must,
+			      n->type == YAML_MAPPING_NODE ? "an empty mapping" : yamldoc_kind(n));
+		return false;
+	}
+	map_keys(p, n, s, f);
+	for (size_t i = 0; i < sec->n_keys && !p->d.stop; i++)
+		if (f->value[i] && !parse_value(p, f->value[i], &sec->keys[i], base))
+			ok = false;
+	/* a rule names itself ("rule \"x\" has no paths"): it checks its own */
+	if (s != RS_RULE && !check_required(p, n, s, f, s == RS_TOP ? NULL : sec->noun))
+		ok = false;
+	return finish_section(p, n, s, base, f) && ok;
 }
 
 /* The fewest characters a glob can match: '*' none, anything else one ("[a-z]" one). */
@@ -523,401 +483,221 @@ static size_t glob_min_length(const char *g)
 	return n;
 }
 
-static void parse_match(Parser *p, yaml_node_t *n, Rule *r)
+static void match_spec_done(MatchSpec *m)
 {
-	yaml_node_t *f[M_N];
-	const char *comm = NULL, *cmdline = NULL, *exe = NULL;
-	uid_t uid;
-	bool has_uid = false, ok = true;
-	char err[256];
+	free(m->comm);
+	free(m->cmdline);
+	free(m->exe);
+}
 
-	if (n->type != YAML_MAPPING_NODE ||
-	    n->data.mapping.pairs.top == n->data.mapping.pairs.start) {
-		perr(p, n,
-		     "match must be a mapping with at least one of comm, cmdline, exe or uid, not "
-		     "%s",
-		     n->type == YAML_MAPPING_NODE ? "an empty mapping" : kind(n));
-		return;
-	}
-	map_keys(p, n, "in match", match_keys, M_N, f);
-	if (f[M_COMM])
-		ok &= (comm = get_pattern(p, f[M_COMM], "comm", "a glob such as nginx",
-					  GLOB_MAX)) != NULL;
+static bool parse_match(Parser *p, yaml_node_t *n, Matcher **out)
+{
+	_cleanup_(match_spec_done) MatchSpec m = { 0 };
+	char err[256];
+	Found f;
+
+	bool ok = parse_section(p, n, RS_MATCH, &m, &f);
 	/* the kernel keeps 15 bytes of a process name: a longer pattern matches nothing, ever */
-	if (comm && glob_min_length(comm) > 15) {
-		perr(p, f[M_COMM],
-		     "comm \"%s\" can never match: the kernel keeps only the first 15 bytes of a "
-		     "process name; match the first 15, or use cmdline",
-		     comm);
+	if (m.comm && glob_min_length(m.comm) > 15) {
+		yamldoc_error(&p->d, found(&f, RS_MATCH, "comm"),
+			      "comm \"%s\" can never match: the kernel keeps only the first 15 "
+			      "bytes of a process name; match the first 15, or use cmdline",
+			      m.comm);
 		ok = false;
 	}
-	if (f[M_CMDLINE])
-		ok &= (cmdline = get_pattern(p, f[M_CMDLINE], "cmdline", "a regular expression",
-					     REGEX_MAX)) != NULL;
-	if (f[M_EXE])
-		ok &= (exe = get_pattern(p, f[M_EXE], "exe", "a glob such as /usr/sbin/nginx",
-					 PATH_MAX - 1)) != NULL;
-	if (f[M_UID])
-		ok &= (has_uid = get_uid(p, f[M_UID], &uid));
-	if (!ok || (!comm && !cmdline && !exe && !has_uid)) {
-		comm = exe = NULL; /* still check the regex, on its own */
-		has_uid = false;
-		if (!cmdline)
-			return;
-	}
-	int res = match_new(comm, cmdline, exe, has_uid ? &uid : NULL, &r->match, err, sizeof(err));
-	if (res == 0 && !ok) {
-		match_free(r->match);
-		r->match = NULL;
-	} else if (res == -EINVAL)
-		perr(p, f[M_CMDLINE],
-		     "cmdline \"%s\" is not a valid POSIX extended regular expression: %s", cmdline,
-		     err);
-	else if (res < 0)
-		p->stop = true;
-}
-
-static bool get_signal(Parser *p, yaml_node_t *n, int *out)
-{
-	const char *s = get_scalar(p, n, "signal", "a signal such as SIGHUP");
-
-	if (!s)
+	if (!m.comm && !m.cmdline && !m.exe && !m.uid.set)
+		ok = false;
+	if (!ok && !m.cmdline)
 		return false;
-	if (signame_parse(s, out) == 0)
-		return true;
-	if (!*s || s[strspn(s, "0123456789")] != '\0')
-		perr(p, n,
-		     "unknown signal \"%s\": use a name (SIGHUP or HUP), a number (1), or RTMIN+n",
-		     s);
-	else if (strlen(s) <= 2 && atoi(s) >= 32 && atoi(s) < SIGRTMIN)
-		perr(p, n,
-		     "signal %s is reserved by the C library for its threads: use 1 to 31, or "
-		     "RTMIN+n (%d to %d)",
-		     s, SIGRTMIN, SIGRTMAX);
-	else
-		perr(p, n, "signal %s does not exist: use 1 to 31, or RTMIN+n (%d to %d)", s,
-		     SIGRTMIN, SIGRTMAX);
-	return false;
+	/* with another key wrong, still check the regex, on its own */
+	int r = ok ? match_new(m.comm, m.cmdline, m.exe, m.uid.set ? &m.uid.uid : NULL, out, err,
+			       sizeof(err))
+		   : match_new(NULL, m.cmdline, NULL, NULL, out, err, sizeof(err));
+	if (r == -EINVAL)
+		yamldoc_error(&p->d, found(&f, RS_MATCH, "cmdline"),
+			      "cmdline \"%s\" is not a valid POSIX extended regular expression: %s",
+			      m.cmdline, err);
+	else if (r < 0)
+		yamldoc_oom(&p->d);
+	if (r == 0 && !ok) {
+		match_free(*out);
+		*out = NULL;
+	}
+	return r == 0 && ok;
 }
 
-/* Rule-level durations fall back to the global settings. */
-static void rule_duration(Parser *p, yaml_node_t *n, const char *key, uint64_t global,
-			  uint64_t *out)
+/* The rule-level durations start as the top-level ones of the same name. */
+static void inherit(Rule *r, const Settings *s)
 {
-	*out = global;
-	if (n)
-		get_duration(p, n, key, out);
+	const RulesSectionInfo *sec = &rules_sections[RS_RULE];
+
+	for (size_t i = 0; i < sec->n_keys; i++) {
+		const RulesKey *k = &sec->keys[i], *top = rules_key(RS_TOP, k->name);
+		if ((k->flags & RK_INHERITS) && top)
+			memcpy(field_of(r, k), field_of((void *)s, top), sizeof(uint64_t));
+	}
+}
+
+/* A rule has one action: match (its processes) or http; the keys about processes need match. */
+static void check_action(Parser *p, yaml_node_t *n, const Found *f, const char *label)
+{
+	const RulesSectionInfo *sec = &rules_sections[RS_RULE];
+	bool has_match = found(f, RS_RULE, "match"), has_http = found(f, RS_RULE, "http");
+
+	if (has_match && has_http)
+		yamldoc_error(&p->d, n, "%s has both match and http: keep one", label);
+	else if (!has_match && !has_http)
+		yamldoc_error(&p->d, n,
+			      "%s has no match: add match: with comm, cmdline, exe or uid (or "
+			      "http: with a url)",
+			      label);
+	for (size_t i = 0; i < sec->n_keys && has_http && !has_match; i++)
+		if ((sec->keys[i].flags & RK_SIGNAL_ONLY) && f->value[i])
+			yamldoc_error(&p->d, f->key[i],
+				      "%s concerns processes: an http rule has none; remove it",
+				      sec->keys[i].name);
 }
 
 /* Parses rule number index (from 1) into r; *name_node receives its name's node, if any. */
-static void parse_rule(Parser *p, yaml_node_t *n, size_t index, const Settings *s, Rule *r,
-		       yaml_node_t **name_node)
+static void parse_rule(Parser *p, yaml_node_t *n, size_t index, Rule *r, yaml_node_t **name_node)
 {
-	yaml_node_t *f[R_N];
+	const Settings *s = &p->rules->settings;
 	char label[RULES_NAME_MAX + 32];
+	Found f;
 
-	*r = (Rule){ .leaders_only = true, .signal = SIGHUP };
-	if (n->type != YAML_MAPPING_NODE) {
-		perr(p, n, "a rule must be a mapping with name, paths and match, not %s", kind(n));
+	*r = (Rule){ 0 };
+	inherit(r, s);
+	if (!parse_section(p, n, RS_RULE, r, &f) && n->type != YAML_MAPPING_NODE)
 		return;
-	}
-	map_keys(p, n, "in a rule", rule_keys, R_N, f);
-	*name_node = f[R_NAME];
-	const char *name =
-	    f[R_NAME] ? get_string(p, f[R_NAME], "name", "a name such as nginx", STRING_MAX) : NULL;
-	if (name && valid_name(name))
-		snprintf(label, sizeof(label), "rule \"%s\"", name);
+	*name_node = found(&f, RS_RULE, "name");
+	if (r->name)
+		snprintf(label, sizeof(label), "rule \"%s\"", r->name);
 	else
 		snprintf(label, sizeof(label), "rule #%zu", index);
-	if (name && !valid_name(name))
-		perr(p, f[R_NAME],
-		     "rule name \"%s\" is invalid: use 1 to %d letters, digits, '_', '.' or '-'",
-		     name, RULES_NAME_MAX);
-	else if (name && !(r->name = strdup(name)))
-		p->stop = true;
-	if (!f[R_NAME])
-		perr(p, n, "%s has no name: add name: with a unique name", label);
-	if (f[R_PATHS])
-		parse_paths(p, f[R_PATHS], r);
-	else
-		perr(p, n, "%s has no paths: add paths: [/absolute/path]", label);
-	if (f[R_MATCH])
-		parse_match(p, f[R_MATCH], r);
-	else
-		perr(p, n, "%s has no match: add match: with comm, cmdline, exe or uid", label);
-	if (f[R_LEADERS_ONLY])
-		get_bool(p, f[R_LEADERS_ONLY], "leaders_only", &r->leaders_only);
-	if (f[R_SIGNAL_ON_START])
-		get_bool(p, f[R_SIGNAL_ON_START], "signal_on_start", &r->signal_on_start);
-	if (f[R_SIGNAL])
-		get_signal(p, f[R_SIGNAL], &r->signal);
-	rule_duration(p, f[R_DEBOUNCE], "debounce", s->debounce_ms, &r->debounce_ms);
-	rule_duration(p, f[R_MAX_WAIT], "max_wait", s->max_wait_ms, &r->max_wait_ms);
-	rule_duration(p, f[R_HANDLER_WAIT], "handler_wait", s->handler_wait_ms,
-		      &r->handler_wait_ms);
-	rule_duration(p, f[R_VERIFY_AFTER], "verify_after", s->verify_after_ms,
-		      &r->verify_after_ms);
+	check_required(p, n, RS_RULE, &f, label);
+	check_action(p, n, &f, label);
+	yaml_node_t *dn = found(&f, RS_RULE, "debounce"), *mn = found(&f, RS_RULE, "max_wait");
 	/* a rule that sets neither inherits the pair: checked once, at the top level */
-	if (!f[R_DEBOUNCE] && !f[R_MAX_WAIT])
+	if (!dn && !mn)
 		p->inherits_pair = true;
 	else if (r->max_wait_ms < r->debounce_ms) {
 		char d[32], m[32];
-		perr(p, f[R_MAX_WAIT] ? f[R_MAX_WAIT] : f[R_DEBOUNCE],
-		     "max_wait (%s) is shorter than debounce (%s) in %s: set max_wait to at least "
-		     "%s",
-		     duration_format(r->max_wait_ms, m, sizeof(m)),
-		     duration_format(r->debounce_ms, d, sizeof(d)), label, d);
+		yamldoc_error(&p->d, mn ? mn : dn,
+			      "max_wait (%s) is shorter than debounce (%s) in %s: set max_wait to "
+			      "at least %s",
+			      duration_format(r->max_wait_ms, m, sizeof(m)),
+			      duration_format(r->debounce_ms, d, sizeof(d)), label, d);
 	}
 }
 
-/* The value of key in a mapping, or NULL. */
-static yaml_node_t *map_get(Parser *p, yaml_node_t *map, const char *key)
+static bool parse_rules(Parser *p, yaml_node_t *n)
 {
-	if (!map || map->type != YAML_MAPPING_NODE)
-		return NULL;
-	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
-	     pair < map->data.mapping.pairs.top; pair++) {
-		yaml_node_t *k = node_at(p, pair->key);
-		if (k && k->type == YAML_SCALAR_NODE && strcmp(scalar(k), key) == 0)
-			return node_at(p, pair->value);
-	}
-	return NULL;
-}
+	Rules *rules = p->rules;
 
-static void parse_rules(Parser *p, yaml_node_t *n, Rules *rules)
-{
-	if (n->type != YAML_SEQUENCE_NODE ||
-	    n->data.sequence.items.top == n->data.sequence.items.start) {
-		perr(p, n, "rules must be a list of one or more rules, not %s",
-		     n->type == YAML_SEQUENCE_NODE ? "an empty list" : kind(n));
-		return;
+	if (n->type != YAML_SEQUENCE_NODE || yamldoc_empty(n)) {
+		yamldoc_error(&p->d, n, "rules must be a list of one or more rules, not %s",
+			      n->type == YAML_SEQUENCE_NODE ? "an empty list" : yamldoc_kind(n));
+		return false;
 	}
 	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count > RULES_MAX_RULES) {
-		perr(p, n, "too many rules (%zu; at most %d): let one rule watch several paths",
-		     count, RULES_MAX_RULES);
-		return;
+		yamldoc_error(&p->d, n,
+			      "too many rules (%zu; at most %d): let one rule watch several paths",
+			      count, RULES_MAX_RULES);
+		return false;
 	}
 	if (!(rules->v = calloc(count, sizeof(*rules->v)))) {
-		p->stop = true;
-		return;
+		yamldoc_oom(&p->d);
+		return false;
 	}
 	for (yaml_node_item_t *it = n->data.sequence.items.start;
-	     it < n->data.sequence.items.top && !p->stop; it++) {
-		yaml_node_t *item = node_at(p, *it), *name_node = NULL;
+	     it < n->data.sequence.items.top && !p->d.stop; it++) {
+		yaml_node_t *item = yamldoc_node(&p->d, *it), *name_node = NULL;
 		Rule *r = &rules->v[rules->n++];
-		parse_rule(p, item, rules->n, &rules->settings, r, &name_node);
-		for (size_t i = 0; r->name && i + 1 < rules->n; i++)
-			if (rules->v[i].name && strcmp(rules->v[i].name, r->name) == 0) {
-				yaml_node_t *prev = node_at(p, n->data.sequence.items.start[i]);
-				yaml_node_t *first = map_get(p, prev, "name");
-				perr(p, name_node,
-				     "duplicate rule name \"%s\" (first at line %zu): rule names "
-				     "must be unique",
-				     r->name, first ? first->start_mark.line + 1 : 0);
-				break;
-			}
+		if (item)
+			parse_rule(p, item, rules->n, r, &name_node);
+		for (size_t i = 0; r->name && i + 1 < rules->n; i++) {
+			if (!rules->v[i].name || strcmp(rules->v[i].name, r->name) != 0)
+				continue;
+			yaml_node_t *prev = yamldoc_node(&p->d, n->data.sequence.items.start[i]);
+			yaml_node_t *first = yamldoc_get(&p->d, prev, "name");
+			yamldoc_error(&p->d, name_node,
+				      "duplicate rule name \"%s\" (first at line %zu): rule names "
+				      "must be unique",
+				      r->name, first ? first->start_mark.line + 1 : 0);
+			break;
+		}
 	}
+	return true;
 }
 
-static void parse_settings(Parser *p, yaml_node_t *const *f, Settings *s)
+static void parse_root(Parser *p, yaml_node_t *root)
 {
-	const char *v;
+	Settings *s = &p->rules->settings;
+	Found f;
 
-	if (f[TOP_DEBOUNCE])
-		get_duration(p, f[TOP_DEBOUNCE], "debounce", &s->debounce_ms);
-	if (f[TOP_MAX_WAIT])
-		get_duration(p, f[TOP_MAX_WAIT], "max_wait", &s->max_wait_ms);
-	if (f[TOP_HANDLER_WAIT])
-		get_duration(p, f[TOP_HANDLER_WAIT], "handler_wait", &s->handler_wait_ms);
-	if (f[TOP_VERIFY_AFTER])
-		get_duration(p, f[TOP_VERIFY_AFTER], "verify_after", &s->verify_after_ms);
-	if (f[TOP_RESYNC] && get_duration(p, f[TOP_RESYNC], "resync", &s->resync_ms) &&
-	    s->resync_ms > 0 && s->resync_ms < 1000)
-		perr(p, f[TOP_RESYNC], "resync must be 0 (never) or at least 1s");
-	if (f[TOP_LOG_FORMAT] &&
-	    (v = get_string(p, f[TOP_LOG_FORMAT], "log_format", "logfmt or json", STRING_MAX)) &&
-	    log_format_parse(v, &s->log_format) < 0)
-		perr(p, f[TOP_LOG_FORMAT], "log_format must be logfmt or json, not \"%s\"", v);
-	if (f[TOP_LOG_LEVEL] &&
-	    (v = get_string(p, f[TOP_LOG_LEVEL], "log_level", "debug, info, warn or error",
-			    STRING_MAX)) &&
-	    log_level_parse(v, &s->log_level) < 0)
-		perr(p, f[TOP_LOG_LEVEL],
-		     "log_level must be debug, info, warn or error, not \"%s\"", v);
-	if (f[TOP_METRICS_LISTEN]) {
-		yaml_node_t *n = f[TOP_METRICS_LISTEN];
-		ListenAddr a;
-		/* "" disables the endpoint; a plain empty value is YAML's null, also "off" */
-		v = n->type == YAML_SCALAR_NODE && is_null(n)
-			? ""
-			: get_string(p, n, "metrics_listen", "an address such as \":9533\"", 256);
-		if (v && *v && addr_parse(v, &a) < 0)
-			perr(p, n,
-			     "metrics_listen \"%s\" is not an address: write \":PORT\", "
-			     "\"IPV4:PORT\", \"[IPV6]:PORT\" or \"\" to disable",
-			     v);
-		else if (v && !(s->metrics_listen = strdup(v)))
-			p->stop = true;
-	}
-}
-
-static void parse_root(Parser *p, yaml_node_t *root, Rules *rules)
-{
-	Settings *s = &rules->settings;
-	yaml_node_t *f[TOP_N];
-
-	if (root->type != YAML_MAPPING_NODE) {
-		perr(p, root, "the rule file must be a mapping of settings and rules:, not %s",
-		     kind(root));
-		return;
-	}
-	map_keys(p, root, "at the top level", top_keys, TOP_N, f);
-	parse_settings(p, f, s);
-	if (f[TOP_RULES])
-		parse_rules(p, f[TOP_RULES], rules);
-	else if (!p->stop)
-		perr(p, root, "no rules: add rules: with at least one rule");
+	parse_section(p, root, RS_TOP, s, &f);
 	/* Once, not once per rule that inherits it; and only if one does: a pair that every
 	 * rule overrides is never used. Defaults are consistent, so one of the keys is set. */
 	if (p->inherits_pair && s->max_wait_ms < s->debounce_ms) {
 		char d[32], m[32];
-		perr(p, f[TOP_MAX_WAIT] ? f[TOP_MAX_WAIT] : f[TOP_DEBOUNCE],
-		     "max_wait (%s) is shorter than debounce (%s): set max_wait to at least %s",
-		     duration_format(s->max_wait_ms, m, sizeof(m)),
-		     duration_format(s->debounce_ms, d, sizeof(d)), d);
-	}
-}
-
-/* libyaml's reader reports a byte offset; turn it into line and column. Columns count
- * characters, as the parser's marks do: UTF-8 continuation bytes are not counted. */
-static void offset_to_mark(const char *buf, size_t len, size_t off, size_t *line, size_t *col)
-{
-	*line = *col = 0;
-	for (size_t i = 0; i < off && i < len; i++) {
-		if (buf[i] == '\n')
-			(*line)++, *col = 0;
-		else if (((unsigned char)buf[i] & 0xc0) != 0x80)
-			(*col)++;
-	}
-}
-
-/* The byte at a parser mark (line, column in characters), or -1. */
-static int byte_at(const Parser *p, size_t line, size_t col)
-{
-	size_t i = 0;
-
-	for (; i < p->len && line > 0; i++)
-		if (p->buf[i] == '\n')
-			line--;
-	for (; i < p->len && p->buf[i] != '\n'; i++)
-		if (((unsigned char)p->buf[i] & 0xc0) != 0x80 && col-- == 0)
-			return (unsigned char)p->buf[i];
-	return -1;
-}
-
-static void yaml_error(Parser *p, const yaml_parser_t *y)
-{
-	size_t line, col;
-
-	if (y->error == YAML_MEMORY_ERROR) {
-		perr_at(p, 0, 0, "out of memory while reading YAML");
-	} else if (y->error == YAML_READER_ERROR) {
-		size_t off = y->problem_offset < p->len ? y->problem_offset : p->len;
-		bool control = strstr(y->problem, "control characters") && y->problem_value >= 0;
-		/* libyaml points at the byte that fails to continue a sequence: go back to the
-		 * byte that started it, the one the user has to fix (a Latin-1 é, say) */
-		if (strstr(y->problem, "trailing") && off > 0)
-			while (--off > 0 && ((unsigned char)p->buf[off] & 0xc0) == 0x80)
-				;
-		offset_to_mark(p->buf, p->len, off, &line, &col);
-		if (control)
-			perr_at(p, line, col,
-				"control character U+%04X is not allowed in a YAML file: remove it",
-				(unsigned)y->problem_value);
-		else if (off < p->len)
-			perr_at(p, line, col,
-				"not valid UTF-8 text (byte 0x%02X): save the file as UTF-8",
-				(unsigned char)p->buf[off]);
-		else
-			perr_at(p, line, col, "not valid UTF-8 text (%s): save the file as UTF-8",
-				y->problem);
-	} else if (byte_at(p, y->problem_mark.line, y->problem_mark.column) == '\t') {
-		/* libyaml says "found character that cannot start any token" */
-		perr_at(p, y->problem_mark.line, y->problem_mark.column,
-			"YAML syntax error: a tab in the indentation: indent with spaces, YAML "
-			"does not allow tabs there");
-	} else if (y->context) {
-		perr_at(p, y->problem_mark.line, y->problem_mark.column,
-			"YAML syntax error: %s (%s that starts at line %zu, column %zu)",
-			y->problem, y->context, y->context_mark.line + 1,
-			y->context_mark.column + 1);
-	} else {
-		perr_at(p, y->problem_mark.line, y->problem_mark.column, "YAML syntax error: %s",
-			y->problem ? y->problem : "unknown");
-	}
-}
-
-static void parser_done(yaml_parser_t **y)
-{
-	if (*y) {
-		yaml_parser_delete(*y);
-		free(*y);
+		yaml_node_t *mn = found(&f, RS_TOP, "max_wait"),
+			    *dn = found(&f, RS_TOP, "debounce");
+		yamldoc_error(&p->d, mn ? mn : dn,
+			      "max_wait (%s) is shorter than debounce (%s): set max_wait to at "
+			      "least %s",
+			      duration_format(s->max_wait_ms, m, sizeof(m)),
+			      duration_format(s->debounce_ms, d, sizeof(d)), d);
 	}
 }
 
 int rules_parse(const char *file, const char *buf, size_t len, Rules **out, RulesErrors *errs)
 {
-	_cleanup_(parser_done) yaml_parser_t *y = calloc(1, sizeof(*y));
-	Parser p = { .file = file, .buf = buf, .len = len };
+	Parser p = { 0 };
 	Rules *rules = calloc(1, sizeof(*rules));
-	yaml_document_t extra;
 
 	*errs = (RulesErrors){ .read = true };
 	digest_buf(buf, len, errs->sha256);
-	if (!y || !rules || !(rules->file = strdup(file)) || !yaml_parser_initialize(y)) {
-		free(y);
-		y = NULL;
+	if (!rules || !(rules->file = strdup(file))) {
 		rules_free(rules);
 		return -ENOMEM;
 	}
+	p.rules = rules;
 	memcpy(rules->sha256, errs->sha256, sizeof(rules->sha256));
-	rules->settings = (Settings){ .debounce_ms = 200,
-				      .max_wait_ms = 5000,
-				      .handler_wait_ms = 10000,
-				      .verify_after_ms = 1000,
-				      .log_format = LOG_LOGFMT,
-				      .log_level = LEVEL_INFO };
-	yaml_parser_set_input_string(y, (const unsigned char *)buf, len);
-	if (!yaml_parser_load(y, &p.doc)) {
-		yaml_error(&p, y);
-	} else {
-		yaml_node_t *root = yaml_document_get_root_node(&p.doc);
-		if (!root)
-			perr_at(&p, 0, 0, "the file %s: it needs at least rules: with one rule",
-				len == 0 ? "is empty" : "holds only comments and blank lines");
-		else if (!yaml_parser_load(y, &extra))
-			yaml_error(&p, y);
-		else {
-			if (yaml_document_get_root_node(&extra))
-				perr_at(&p, extra.start_mark.line, extra.start_mark.column,
-					"a second YAML document: keep one document (remove the "
-					"\"---\")");
-			else
-				parse_root(&p, root, rules);
-			yaml_document_delete(&extra);
-		}
-		yaml_document_delete(&p.doc);
-	}
-	if (!rules->settings.metrics_listen && !(rules->settings.metrics_listen = strdup(":9533")))
-		p.stop = true;
-	report_problems(&p, errs);
-	if (errs->n > 0 || p.stop) {
+	yaml_node_t *root = yamldoc_load(&p.d, file, buf, len);
+	if (root)
+		parse_root(&p, root);
+	yamldoc_report(&p.d, &errs->v, &errs->n, &errs->truncated);
+	bool oom = p.d.oom;
+	yamldoc_done(&p.d);
+	if (errs->n > 0 || oom || !root) {
 		rules_free(rules);
-		return errs->n > 0 ? -EINVAL : -ENOMEM;
+		return errs->n > 0 && !oom ? -EINVAL : -ENOMEM;
 	}
 	*out = rules;
 	return 0;
+}
+
+static int add_error(RulesErrors *errs, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int add_error(RulesErrors *errs, int r, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	char **v;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	char *esc = msg ? utf8_escape(msg) : NULL;
+	if (!esc || !(v = reallocarray(errs->v, errs->n + 1, sizeof(*v)))) {
+		free(esc);
+		return -ENOMEM;
+	}
+	errs->v = v;
+	errs->v[errs->n++] = esc;
+	return r;
 }
 
 int rules_load(const char *file, Rules **out, RulesErrors *errs)
@@ -926,7 +706,6 @@ int rules_load(const char *file, Rules **out, RulesErrors *errs)
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	struct stat st;
-	char *msg;
 	int r = 0;
 
 	*errs = (RulesErrors){ 0 };
@@ -950,19 +729,28 @@ int rules_load(const char *file, Rules **out, RulesErrors *errs)
 	if (r == 0)
 		return rules_parse(file, buf, len, out, errs);
 	if (r == -EINVAL)
-		r = asprintf(&msg, "%s: cannot read the rule file: not a regular file", file) < 0
-			? -ENOMEM
-			: -EINVAL;
-	else if (r == -EFBIG)
-		r = asprintf(&msg, "%s: the rule file is larger than %d bytes", file,
-			     RULES_MAX_FILE_BYTES) < 0
-			? -ENOMEM
-			: -EFBIG;
-	else if (asprintf(&msg, "%s: cannot read the rule file: %s", file, strerror(-r)) < 0)
-		r = -ENOMEM;
-	if (r != -ENOMEM)
-		add_error(errs, msg);
-	return r;
+		return add_error(errs, r, "%s: cannot read the rule file: not a regular file",
+				 file);
+	if (r == -EFBIG)
+		return add_error(errs, r, "%s: the rule file is larger than %d bytes", file,
+				 RULES_MAX_FILE_BYTES);
+	if (r == -ENOMEM)
+		return r;
+	return add_error(errs, r, "%s: cannot read the rule file: %s", file, strerror(-r));
+}
+
+static void rule_done(Rule *r)
+{
+	free(r->name);
+	for (size_t i = 0; i < r->n_paths; i++)
+		free(r->paths[i]);
+	free(r->paths);
+	match_free(r->match);
+	if (r->http)
+		rules_http_request_done(&r->http->req);
+	free(r->http);
+	rules_verify_free(r->verify);
+	*r = (Rule){ 0 };
 }
 
 void rules_free(Rules *rules)
@@ -1008,144 +796,21 @@ static bool same_str(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-bool rules_same_action(const Rule *a, const Rule *b)
+static bool same_match(const Matcher *a, const Matcher *b)
 {
 	uid_t ua = 0, ub = 0;
 
-	if (!a->match || !b->match)
-		return false; /* http actions: compared once the parser fills them */
-	return same_str(match_comm(a->match), match_comm(b->match)) &&
-	       same_str(match_cmdline(a->match), match_cmdline(b->match)) &&
-	       same_str(match_exe(a->match), match_exe(b->match)) &&
-	       match_uid(a->match, &ua) == match_uid(b->match, &ub) && ua == ub &&
-	       a->leaders_only == b->leaders_only && a->signal == b->signal && !a->verify &&
-	       !b->verify;
+	if (!a || !b)
+		return !a && !b;
+	return same_str(match_comm(a), match_comm(b)) &&
+	       same_str(match_cmdline(a), match_cmdline(b)) &&
+	       same_str(match_exe(a), match_exe(b)) && match_uid(a, &ua) == match_uid(b, &ub) &&
+	       ua == ub;
 }
 
-/* Length of the UTF-8 sequence at s and its code point, or 0 if it is not valid UTF-8. */
-static size_t utf8_decode(const unsigned char *s, uint32_t *out)
+bool rules_same_action(const Rule *a, const Rule *b)
 {
-	static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-	size_t len = 0;
-
-	if (s[0] < 0x80)
-		len = 1;
-	else if ((s[0] & 0xe0) == 0xc0)
-		len = 2;
-	else if ((s[0] & 0xf0) == 0xe0)
-		len = 3;
-	else if ((s[0] & 0xf8) == 0xf0)
-		len = 4;
-	uint32_t c = len == 1 ? s[0] : s[0] & (0x7fu >> len);
-
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0; /* also stops at the NUL */
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if (len == 0 || c < min[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*out = c;
-	return len;
-}
-
-/* What may stand as itself in a double-quoted scalar: libyaml's reader refuses control
- * characters (C0, DEL, C1), and NEL, LS and PS would be folded as line breaks. */
-static bool yaml_plain_char(uint32_t c)
-{
-	return (c >= 0x20 && c <= 0x7e) ||
-	       (c >= 0xa0 && c <= 0xd7ff && c != 0x2028 && c != 0x2029) ||
-	       (c >= 0xe000 && c <= 0xfffd && c != 0xfeff) || (c >= 0x10000 && c <= 0x10ffff);
-}
-
-/* s as YAML double-quoted scalar text (quoted) or as comment text, so that any value reads
- * back the same. Bytes that are not UTF-8 can only come from a file name. */
-static void print_escaped(FILE *f, const char *s, bool quoted)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	uint32_t c;
-
-	if (quoted)
-		fputc('"', f);
-	while (*p) {
-		size_t n = utf8_decode(p, &c);
-		if (n == 0) {
-			fprintf(f, "\\x%02x", *p++);
-			continue;
-		}
-		if (quoted && (c == '"' || c == '\\'))
-			fprintf(f, "\\%c", (int)c);
-		else if (yaml_plain_char(c))
-			fwrite(p, 1, n, f);
-		else
-			fprintf(f, c < 0x100 ? "\\x%02x" : "\\u%04x", (unsigned)c);
-		p += n;
-	}
-	if (quoted)
-		fputc('"', f);
-}
-
-static void print_quoted(FILE *f, const char *s)
-{
-	print_escaped(f, s, true);
-}
-
-static void print_duration(FILE *f, const char *indent, const char *key, uint64_t ms)
-{
-	char buf[32];
-
-	fprintf(f, "%s%s: %s\n", indent, key, duration_format(ms, buf, sizeof(buf)));
-}
-
-void rules_print(const Rules *rules, FILE *f)
-{
-	const Settings *s = &rules->settings;
-	char sig[SIGNAME_MAX];
-	uid_t uid;
-
-	fputs("# ", f);
-	print_escaped(f, rules->file, false); /* a newline in the name would end the comment */
-	fprintf(f, ": valid, %zu rule%s (every default written out)\n", rules->n,
-		rules->n == 1 ? "" : "s");
-	print_duration(f, "", "debounce", s->debounce_ms);
-	print_duration(f, "", "max_wait", s->max_wait_ms);
-	print_duration(f, "", "resync", s->resync_ms);
-	print_duration(f, "", "handler_wait", s->handler_wait_ms);
-	print_duration(f, "", "verify_after", s->verify_after_ms);
-	fprintf(f,
-		"log_format: %s\nlog_level: %s\nmetrics_listen: ", log_format_name(s->log_format),
-		log_level_name(s->log_level));
-	print_quoted(f, s->metrics_listen);
-	fputs("\nrules:\n", f);
-	for (size_t i = 0; i < rules->n; i++) {
-		const Rule *r = &rules->v[i];
-		/* quoted: names such as null, true or - would read back as something else */
-		fputs("  - name: ", f);
-		print_quoted(f, r->name);
-		fputs("\n    paths:\n", f);
-		for (size_t j = 0; j < r->n_paths; j++) {
-			fputs("      - ", f);
-			print_quoted(f, r->paths[j]);
-			fputc('\n', f);
-		}
-		fputs("    match:\n", f);
-		const char *keys[] = { "comm", "cmdline", "exe" };
-		const char *vals[] = { match_comm(r->match), match_cmdline(r->match),
-				       match_exe(r->match) };
-		for (size_t k = 0; k < ELEMENTSOF(keys); k++)
-			if (vals[k]) {
-				fprintf(f, "      %s: ", keys[k]);
-				print_quoted(f, vals[k]);
-				fputc('\n', f);
-			}
-		if (match_uid(r->match, &uid))
-			fprintf(f, "      uid: %u\n", (unsigned)uid);
-		fprintf(f, "    leaders_only: %s\n    signal: %s\n",
-			r->leaders_only ? "true" : "false", signame_format(r->signal, sig));
-		print_duration(f, "    ", "debounce", r->debounce_ms);
-		print_duration(f, "    ", "max_wait", r->max_wait_ms);
-		fprintf(f, "    signal_on_start: %s\n", r->signal_on_start ? "true" : "false");
-		print_duration(f, "    ", "handler_wait", r->handler_wait_ms);
-		print_duration(f, "    ", "verify_after", r->verify_after_ms);
-	}
+	return same_match(a->match, b->match) && a->leaders_only == b->leaders_only &&
+	       a->signal == b->signal && rules_http_same_action(a->http, b->http) &&
+	       rules_http_same_verify(a->verify, b->verify);
 }

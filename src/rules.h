@@ -16,6 +16,14 @@
 #define RULES_MAX_PATHS	     64 /* per rule */
 #define RULES_MAX_ERRORS     50
 #define RULES_NAME_MAX	     63
+#define RULES_MAX_HEADERS    32 /* per http: */
+#define RULES_MAX_STATUSES   16 /* per expect_status */
+#define RULES_MAX_RETRIES    10
+#define RULES_URL_MAX	     2048
+
+/* How old a target must be before it is signaled (start_grace): a Go program exits on SIGHUP
+ * until it calls signal.Notify, though /proc shows the signal as caught from its start. */
+#define RULES_DEFAULT_START_GRACE_MS 2000
 
 #define RULES_DEFAULT_FILE "/etc/sigreload/sigreload.yaml"
 
@@ -114,6 +122,10 @@ bool rules_same_paths(const Rule *a, const Rule *b);
  * leaders_only, signal and verify. A rule-file reload that changes these hands the rule's
  * state on as "targets not known to hold the current content". */
 bool rules_same_action(const Rule *a, const Rule *b);
+
+/* The request's URL as a person may see it: the user name it had put back, its password (if
+ * any) written as "xxxxx". Malloc'd, or NULL (out of memory). */
+char *rules_url_redacted(const HttpRequest *req);
 
 /* The resolved plan as a YAML rule file (every default written out) that check accepts again. */
 void rules_print(const Rules *rules, FILE *f);

@@ -13,7 +13,10 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "duration.h"
 #include "rules.h"
+#include "rules_keys.h"
+#include "yamldoc.h"
 
 /* A corpus that vanished must not pass as "every file gave its errors". */
 #define MIN_BAD_FILES  35
@@ -188,6 +191,27 @@ static bool str_eq(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+/* The http action and verify, but for the password: the plan never shows it. */
+static void assert_http_equal(const Rule *r, const Rule *s)
+{
+	HttpAction a = { 0 }, b = { 0 };
+
+	assert_int_equal(!r->http, !s->http);
+	assert_int_equal(!r->verify, !s->verify);
+	if (r->http) {
+		a = *r->http, b = *s->http;
+		assert_int_equal(!a.req.password, !b.req.password);
+		a.req.password = b.req.password = NULL;
+		assert_true(rules_same_action(&(Rule){ .http = &a }, &(Rule){ .http = &b }));
+	}
+	if (r->verify) {
+		Verify v = *r->verify, w = *s->verify;
+		assert_int_equal(!v.req.password, !w.req.password);
+		v.req.password = w.req.password = NULL;
+		assert_true(rules_same_action(&(Rule){ .verify = &v }, &(Rule){ .verify = &w }));
+	}
+}
+
 /* Field by field: rules_print must lose nothing. */
 static void assert_rules_equal(const Rules *a, const Rules *b)
 {
@@ -209,11 +233,14 @@ static void assert_rules_equal(const Rules *a, const Rules *b)
 		assert_int_equal(r->n_paths, s->n_paths);
 		for (size_t j = 0; j < r->n_paths; j++)
 			assert_string_equal(r->paths[j], s->paths[j]);
-		assert_true(str_eq(match_comm(r->match), match_comm(s->match)));
-		assert_true(str_eq(match_cmdline(r->match), match_cmdline(s->match)));
-		assert_true(str_eq(match_exe(r->match), match_exe(s->match)));
-		assert_int_equal(match_uid(r->match, &ur), match_uid(s->match, &us));
-		assert_int_equal(ur, us);
+		assert_int_equal(!r->match, !s->match);
+		if (r->match) {
+			assert_true(str_eq(match_comm(r->match), match_comm(s->match)));
+			assert_true(str_eq(match_cmdline(r->match), match_cmdline(s->match)));
+			assert_true(str_eq(match_exe(r->match), match_exe(s->match)));
+			assert_int_equal(match_uid(r->match, &ur), match_uid(s->match, &us));
+			assert_int_equal(ur, us);
+		}
 		assert_int_equal(r->leaders_only, s->leaders_only);
 		assert_int_equal(r->signal_on_start, s->signal_on_start);
 		assert_int_equal(r->signal, s->signal);
@@ -221,6 +248,9 @@ static void assert_rules_equal(const Rules *a, const Rules *b)
 		assert_int_equal(r->max_wait_ms, s->max_wait_ms);
 		assert_int_equal(r->handler_wait_ms, s->handler_wait_ms);
 		assert_int_equal(r->verify_after_ms, s->verify_after_ms);
+		assert_int_equal(r->min_interval_ms, s->min_interval_ms);
+		assert_int_equal(r->start_grace_ms, s->start_grace_ms);
+		assert_http_equal(r, s);
 	}
 }
 
@@ -314,6 +344,8 @@ static void test_defaults(void **state)
 	assert_int_equal(s->resync_ms, 0);
 	assert_int_equal(s->handler_wait_ms, 10000);
 	assert_int_equal(s->verify_after_ms, 1000);
+	assert_int_equal(s->min_interval_ms, 0);
+	assert_int_equal(s->start_grace_ms, RULES_DEFAULT_START_GRACE_MS);
 	assert_int_equal(s->log_format, LOG_LOGFMT);
 	assert_int_equal(s->log_level, LEVEL_INFO);
 	assert_string_equal(s->metrics_listen, ":9533");
@@ -333,6 +365,10 @@ static void test_defaults(void **state)
 	assert_int_equal(r->max_wait_ms, 5000);
 	assert_int_equal(r->handler_wait_ms, 10000);
 	assert_int_equal(r->verify_after_ms, 1000);
+	assert_int_equal(r->min_interval_ms, 0);
+	assert_int_equal(r->start_grace_ms, RULES_DEFAULT_START_GRACE_MS);
+	assert_null(r->http);
+	assert_null(r->verify);
 }
 
 static void test_every_key(void **state)
@@ -706,6 +742,323 @@ static void test_print_file_name(void **state)
 	}
 }
 
+static void test_http_keys(void **state)
+{
+	_cleanup_(rules_freep) Rules *rules = load_good("good/http.yaml");
+	(void)state;
+
+	assert_int_equal(rules->settings.min_interval_ms, 30000);
+	assert_int_equal(rules->settings.start_grace_ms, 0);
+	const Rule *r = &rules->v[0];
+	assert_null(r->match);
+	assert_non_null(r->http);
+	const HttpRequest *q = &r->http->req;
+	/* the userinfo left the URL, percent-decoded, as basic auth */
+	assert_string_equal(q->url, "https://prometheus.example:9090/-/reload?now=1");
+	assert_string_equal(q->username, "reloader");
+	assert_string_equal(q->password, "p@ss");
+	assert_null(q->password_file);
+	assert_string_equal(q->method, "PUT");
+	assert_int_equal(q->n_expect_status, 2);
+	assert_int_equal(q->expect_status[0], 200);
+	assert_int_equal(q->expect_status[1], 204);
+	assert_int_equal(q->timeout_ms, 2000);
+	assert_int_equal(r->http->retries, 10);
+	assert_int_equal(q->n_headers, 2);
+	assert_string_equal(q->headers[0], "X-Reload: 1");
+	assert_string_equal(q->headers[1], "X-Empty: ");
+	assert_string_equal(q->bearer_token_file, "/var/run/secrets/reload/token");
+	assert_string_equal(q->ca_file, "/etc/reload/ca.pem");
+	assert_string_equal(q->cert_file, "/etc/reload/client.pem");
+	assert_string_equal(q->key_file, "/etc/reload/client.key");
+	assert_string_equal(q->server_name, "prometheus.internal");
+	assert_true(q->insecure_skip_verify);
+	assert_true(r->signal_on_start);
+	assert_int_equal(r->min_interval_ms, 30000); /* inherited */
+	assert_int_equal(r->start_grace_ms, 1000);
+
+	const Verify *v = r->verify;
+	assert_non_null(v);
+	assert_string_equal(v->req.url, "http://127.0.0.1:9090/api/v1/status/runtimeinfo");
+	assert_string_equal(v->req.method, "GET");
+	assert_int_equal(v->req.n_expect_status, 1);
+	assert_int_equal(v->req.timeout_ms, 60000);
+	assert_int_equal(regexec(&v->body_re, "{\"reloadConfigSuccess\":\n true}", 0, NULL, 0), 0);
+	assert_int_equal(regexec(&v->body_re, "{\"reloadConfigSuccess\": false}", 0, NULL, 0),
+			 REG_NOMATCH);
+
+	/* the defaults of http:, and basic_auth */
+	r = &rules->v[1];
+	q = &r->http->req;
+	assert_string_equal(q->url, "http://[::1]:9093/-/reload");
+	assert_string_equal(q->method, "POST");
+	assert_int_equal(q->n_expect_status, 0);
+	assert_int_equal(q->timeout_ms, 5000);
+	assert_int_equal(r->http->retries, 3);
+	assert_string_equal(q->username, "admin");
+	assert_null(q->password);
+	assert_string_equal(q->password_file, "/etc/alertmanager/password");
+	assert_false(q->insecure_skip_verify);
+	assert_int_equal(r->min_interval_ms, 0);
+	assert_int_equal(r->start_grace_ms, 0); /* inherited */
+}
+
+/* Neither a URL's password nor an Authorization header appears in the plan. */
+static void test_plan_hides_credentials(void **state)
+{
+	_cleanup_(rules_freep) Rules *rules = load_good("good/http.yaml");
+	size_t len;
+	_cleanup_free_ char *plan = print_plan(rules, &len);
+	(void)state;
+
+	assert_null(strstr(plan, "p@ss"));
+	assert_null(strstr(plan, "p%40ss"));
+	assert_non_null(strstr(plan, "url: \"https://reloader:xxxxx@prometheus.example:9090/"));
+	_cleanup_free_ char *url = rules_url_redacted(&rules->v[0].http->req);
+	assert_string_equal(url, "https://reloader:xxxxx@prometheus.example:9090/-/reload?now=1");
+
+	static const char headers[] =
+	    "rules: [{name: a, paths: [/a], http: {url: \"http://h/\", headers: "
+	    "{authorization: Bearer t0ken, Proxy-Authorization: t0ken, Cookie: t0ken, X: ok}}}]\n";
+	_cleanup_(rules_freep) Rules *h = parse_ok("h.yaml", headers, strlen(headers));
+	_cleanup_free_ char *plan2 = print_plan(h, &len);
+	assert_null(strstr(plan2, "t0ken"));
+	assert_non_null(strstr(plan2, "\"authorization\": \"xxxxx\""));
+	assert_non_null(strstr(plan2, "\"X\": \"ok\""));
+}
+
+static Rules *parse_text(const char *yaml)
+{
+	return parse_ok("same.yaml", yaml, strlen(yaml));
+}
+
+/* rules_same_action: what a rule-file reload compares to keep a rule's state. */
+static void test_same_action(void **state)
+{
+	static const char base[] = "{name: a, paths: [/a], match: {comm: x}}";
+	static const char http[] = "{name: a, paths: [/a], http: {url: \"http://h/r\"}}";
+	static const struct {
+		const char *a, *b;
+		bool same;
+	} cases[] = {
+		{ base, base, true },
+		{ base, "{name: b, paths: [/b], match: {comm: x}, debounce: 1s}", true },
+		{ base, "{name: a, paths: [/a], match: {comm: y}}", false },
+		{ base, "{name: a, paths: [/a], match: {comm: x, uid: 0}}", false },
+		{ base, "{name: a, paths: [/a], match: {comm: x}, signal: USR1}", false },
+		{ base, "{name: a, paths: [/a], match: {comm: x}, leaders_only: false}", false },
+		{ base, "{name: a, paths: [/a], match: {comm: x}, verify: {url: \"http://h/\"}}",
+		  false },
+		{ base, http, false },
+		{ http, http, true },
+		{ http, "{name: a, paths: [/a], http: {url: \"http://h/s\"}}", false },
+		{ http, "{name: a, paths: [/a], http: {url: \"http://h/r\", method: PUT}}", false },
+		{ http, "{name: a, paths: [/a], http: {url: \"http://h/r\", retries: 1}}", false },
+		{ http, "{name: a, paths: [/a], http: {url: \"http://h/r\", timeout: 1s}}", false },
+		{ http, "{name: a, paths: [/a], http: {url: \"http://h/r\", expect_status: 200}}",
+		  false },
+		{ http, "{name: a, paths: [/a], http: {url: \"http://h/r\", headers: {X: y}}}",
+		  false },
+		{ http, "{name: a, paths: [/a], http: {url: \"http://u:p@h/r\"}}", false },
+		{ "{name: a, paths: [/a], http: {url: \"http://u:p@h/r\"}}",
+		  "{name: a, paths: [/a], http: {url: \"http://u:q@h/r\"}}", false },
+		{ http, "{name: a, paths: [/a], http: {url: \"http://h/r\", tls: {ca_file: /c}}}",
+		  false },
+		{ http,
+		  "{name: a, paths: [/a], http: {url: \"http://h/r\", "
+		  "tls: {insecure_skip_verify: true}}}",
+		  false },
+		{ "{name: a, paths: [/a], match: {comm: x}, verify: {url: \"http://h/\"}}",
+		  "{name: a, paths: [/a], match: {comm: x}, verify: {url: \"http://h/\", "
+		  "expect_body: ok}}",
+		  false },
+	};
+	(void)state;
+
+	for (size_t i = 0; i < ELEMS(cases); i++) {
+		_cleanup_free_ char *ya = xasprintf("rules: [%s]\n", cases[i].a);
+		_cleanup_free_ char *yb = xasprintf("rules: [%s]\n", cases[i].b);
+		_cleanup_(rules_freep) Rules *a = parse_text(ya);
+		_cleanup_(rules_freep) Rules *b = parse_text(yb);
+		if (rules_same_action(&a->v[0], &b->v[0]) != cases[i].same ||
+		    rules_same_action(&b->v[0], &a->v[0]) != cases[i].same)
+			fail_msg("case %zu: %s vs %s: want %s", i, cases[i].a, cases[i].b,
+				 cases[i].same ? "same" : "different");
+	}
+}
+
+/* The event pre-pass refuses what the document loader would spend quadratic time or much
+ * memory on, at the first value past the limit. */
+static void test_limit_yaml(void **state)
+{
+	static const char head[] = "rules: [{name: a, paths: [/a], match: {comm: x}}]\n";
+	static const struct {
+		const char *item; /* repeated in a flow list x: [...] ("%zu": a numbered anchor) */
+		size_t ok, bad; /* how many still pass, and how many fail */
+		const char *msg;
+	} cases[] = {
+		{ "[", YAMLDOC_MAX_DEPTH - 2, YAMLDOC_MAX_DEPTH - 1,
+		  "nested more than 32 levels deep: a rule file needs 7 at most" },
+		{ "%zu", YAMLDOC_MAX_ANCHORS - 1, YAMLDOC_MAX_ANCHORS,
+		  "more than 1024 anchors (&name): name fewer values" },
+		{ "*a,", YAMLDOC_MAX_ALIASES, YAMLDOC_MAX_ALIASES + 1,
+		  "more than 4096 aliases (*name): write the values out, or share fewer" },
+		{ "x,", YAMLDOC_MAX_NODES - 20, YAMLDOC_MAX_NODES,
+		  "more than 32768 values (keys, list items and their values): 256 rules of 64 "
+		  "paths need about 20000" },
+	};
+	(void)state;
+
+	for (size_t c = 0; c < ELEMS(cases); c++) {
+		for (int pass = 0; pass < 2; pass++) {
+			size_t n = pass ? cases[c].bad : cases[c].ok;
+			char *buf = NULL;
+			size_t size = 0;
+			FILE *f = open_memstream(&buf, &size);
+			assert_non_null(f);
+			fprintf(f, "%sy: &a 1\nx: [", head);
+			for (size_t i = 0; i < n; i++)
+				if (strcmp(cases[c].item, "%zu") == 0)
+					fprintf(f, "&a%zu x,", i);
+				else
+					fputs(cases[c].item, f);
+			for (size_t i = 0; cases[c].item[0] == '[' && i < n; i++)
+				fputc(']', f);
+			fputs("]\n", f);
+			fclose(f);
+			Rules *rules = NULL;
+			RulesErrors errs;
+			rules_parse("gen.yaml", buf, size, &rules, &errs);
+			free(buf);
+			/* under the limit: only the unknown keys x and y */
+			if (!pass) {
+				assert_int_equal(errs.n, 2);
+				assert_non_null(strstr(errs.v[0], "unknown key \"y\""));
+			} else {
+				assert_int_equal(errs.n, 1);
+				assert_non_null(strstr(errs.v[0], cases[c].msg));
+			}
+			rules_errors_done(&errs);
+		}
+	}
+}
+
+/* Where the man page documents each table of keys. */
+static const char *const man_titles[RS_N] = {
+	[RS_TOP] = "Top-level keys",
+	[RS_RULE] = "Rule keys",
+	[RS_MATCH] = "Match keys",
+	[RS_HTTP] = "HTTP keys",
+	[RS_BASIC_AUTH] = "HTTP basic_auth keys",
+	[RS_TLS] = "HTTP tls keys",
+	[RS_VERIFY] = "Verify keys",
+};
+
+/* The text of the man page's subsection title, up to the next .Sh or .Ss; NULL if none. */
+static char *man_section(const char *man, const char *title)
+{
+	_cleanup_free_ char *head = xasprintf("\n.Ss %s\n", title);
+	const char *start = strstr(man, head), *end;
+
+	if (!start)
+		return NULL;
+	start += strlen(head);
+	end = strstr(start, "\n.Ss ");
+	if (!end || (strstr(start, "\n.Sh ") && strstr(start, "\n.Sh ") < end))
+		end = strstr(start, "\n.Sh ");
+	return strndup(start, end ? (size_t)(end - start) : strlen(start));
+}
+
+/* The value after "Default\n.Ql " (or .Dv, .Cm) in an entry, its quotes and punctuation
+ * removed; NULL if the entry states none. */
+static char *man_default(const char *entry)
+{
+	const char *d = strstr(entry, "Default\n.");
+	char *v, *o;
+
+	if (!d || !(strncmp(d + 9, "Ql ", 3) == 0 || strncmp(d + 9, "Dv ", 3) == 0 ||
+		    strncmp(d + 9, "Cm ", 3) == 0))
+		return NULL;
+	v = strndup(d + 12, strcspn(d + 12, "\n"));
+	assert_non_null(v);
+	size_t n = strlen(v);
+	if (n > 2 && v[n - 2] == ' ' && strchr(".,;", v[n - 1]))
+		v[n - 2] = '\0';
+	o = v;
+	for (const char *c = v; *c;) { /* \(dq is a quote, \& nothing */
+		if (strncmp(c, "\\(dq", 4) == 0)
+			c += 4;
+		else if (strncmp(c, "\\&", 2) == 0)
+			c += 2;
+		else
+			*o++ = *c++;
+	}
+	*o = '\0';
+	return v;
+}
+
+/* One key's entry: its name, what it defaults to, whether it is required. */
+static void check_man_entry(const char *section, RulesSection s, const RulesKey *k)
+{
+	_cleanup_free_ char *head = xasprintf("\n.It Ic %s ", k->name);
+	_cleanup_free_ char *head2 = xasprintf("\n.It Ic %s\n", k->name);
+	const char *start = strstr(section, head) ? strstr(section, head) : strstr(section, head2);
+
+	if (!start)
+		fail_msg("'%s' of sigreload.yaml.5 does not document %s (add .It Ic %s)",
+			 man_titles[s], k->name, k->name);
+	const char *end = strstr(start + 1, "\n.It ");
+	_cleanup_free_ char *entry = strndup(start, end ? (size_t)(end - start) : strlen(start));
+	_cleanup_free_ char *def = man_default(entry);
+	if ((k->flags & RK_REQUIRED) && !strstr(entry, "Required"))
+		fail_msg("sigreload.yaml.5: %s is required, its entry does not say so", k->name);
+	if (k->flags & RK_INHERITS) {
+		_cleanup_free_ char *want = xasprintf("Default: the top-level\n.Ic %s", k->name);
+		if (!strstr(entry, want))
+			fail_msg("sigreload.yaml.5: %s defaults to the top-level %s: say so",
+				 k->name, k->name);
+	}
+	if (!k->def) {
+		if (def)
+			fail_msg("sigreload.yaml.5 gives %s a default (%s) it has not", k->name,
+				 def);
+		return;
+	}
+	uint64_t a, b;
+	bool same = def && (k->type == RT_DURATION ? duration_parse(def, &a) == 0 &&
+							 duration_parse(k->def, &b) == 0 && a == b
+						   : strcmp(def, k->def) == 0);
+	if (!same)
+		fail_msg("sigreload.yaml.5 says %s defaults to %s; it is %s", k->name,
+			 def ? def : "(nothing)", k->def);
+}
+
+/* The man page's key reference is complete and true against the parser's own tables: every key,
+ * no other, each with its default. */
+static void test_man_page_documents_every_key(void **state)
+{
+	_cleanup_free_ char *path = corpus_path("../../man/sigreload.yaml.5");
+	_cleanup_free_ char *man = slurp(path, NULL);
+	(void)state;
+
+	assert_non_null(man);
+	for (int s = 0; s < RS_N; s++) {
+		const RulesSectionInfo *sec = &rules_sections[s];
+		assert_non_null(man_titles[s]);
+		_cleanup_free_ char *section = man_section(man, man_titles[s]);
+		if (!section)
+			fail_msg("sigreload.yaml.5 has no .Ss %s", man_titles[s]);
+		size_t entries = 0;
+		for (const char *c = section; (c = strstr(c, "\n.It Ic ")); c++)
+			entries++;
+		for (size_t i = 0; i < sec->n_keys; i++)
+			check_man_entry(section, s, &sec->keys[i]);
+		if (entries != sec->n_keys)
+			fail_msg("'%s' of sigreload.yaml.5 documents %zu keys; the parser has %zu",
+				 man_titles[s], entries, sec->n_keys);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -726,6 +1079,11 @@ int main(void)
 						tmpdir_teardown),
 		cmocka_unit_test(test_print_hostile_values),
 		cmocka_unit_test(test_print_file_name),
+		cmocka_unit_test(test_http_keys),
+		cmocka_unit_test(test_plan_hides_credentials),
+		cmocka_unit_test(test_same_action),
+		cmocka_unit_test(test_limit_yaml),
+		cmocka_unit_test(test_man_page_documents_every_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
