@@ -13,6 +13,9 @@
 #include "array.h"
 #include "cleanup.h"
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x)  STRINGIFY_(x)
+
 struct Matcher {
 	char *comm, *cmdline, *exe;
 	bool has_uid, has_re;
@@ -20,22 +23,117 @@ struct Matcher {
 	regex_t re;
 };
 
-/* The regex compiler expands bounded repetitions: "(a{1,255}){1,255}" is 65,025 copies of a,
- * and repeated repetitions ("a+*+*+*+*+*") send glibc's regcomp into minutes. What is refused
- * before regcomp: a repetition of a repetition, a back-reference (exponential to match), and
- * more than REGEX_MAX_COPIES atoms once every {m,n} is expanded. */
-#define REGEX_MAX_COPIES 4096
-#define REGEX_MAX_DEPTH	 32
+/* glibc's regcomp expands bounded repetitions ("(a{1,255}){1,255}" is 65,025 copies of a), and
+ * computes for each node of its automaton the nodes it reaches matching nothing: quadratic in
+ * the copies of what may match nothing ("(a?){1000}", ".{0,1000}": 8 MiB; "((.*){1,63}){1,63}"
+ * passed the old copy count and took 383 MiB). Repeated repetitions ("a+*+*+*+*") send it into
+ * minutes, and back-references are exponential to match. So refused before regcomp: a
+ * repetition of a repetition, a back-reference, more than REGEX_MAX_DEPTH nested groups, more
+ * than REGEX_MAX_COPIES nodes once every repetition is expanded, and more than
+ * REGEX_MAX_NULLABLE of them in parts that may match nothing. tests/unit/test_match.c searches
+ * pattern families for the worst that pass, and holds each to a few MiB. */
+#define REGEX_MAX_COPIES   4096
+#define REGEX_MAX_NULLABLE 256
+#define REGEX_MAX_DEPTH	   32
+
+/* What a piece of a pattern costs once expanded: its nodes, those of them in parts that may
+ * match nothing, and whether it may match nothing itself. */
+typedef struct Cost {
+	unsigned long n, z;
+	bool nullable;
+} Cost;
+
+/* An open group: its alternatives so far, the current one, and its last piece. */
+typedef struct Group {
+	Cost total, last;
+	bool branch_nullable, any_nullable;
+} Group;
+
+static void group_open(Group *g)
+{
+	*g = (Group){ .branch_nullable = true };
+}
+
+static void group_add(Group *g, Cost c)
+{
+	g->total.n += c.n;
+	g->total.z += c.z;
+	g->branch_nullable &= c.nullable;
+	g->last = c;
+}
+
+/* The piece a group stands for once closed. */
+static Cost group_close(const Group *g)
+{
+	Cost c = g->total;
+
+	c.nullable = g->any_nullable || g->branch_nullable;
+	if (c.n == 0)
+		c.n = c.z = 1;
+	return c;
+}
+
+/* Replaces the group's last piece c by c{lo,hi} (hi 0: unbounded, one looping copy). */
+static void group_repeat(Group *g, unsigned long lo, unsigned long hi)
+{
+	Cost c = g->last, r;
+	unsigned long copies = hi ? hi : lo + 1, optional = hi ? hi - lo : 1;
+
+	r.n = copies * c.n;
+	r.z = c.nullable ? r.n : lo * c.z + optional * c.n;
+	r.nullable = c.nullable || lo == 0;
+	g->total.n = g->total.n - c.n + r.n;
+	g->total.z = g->total.z - c.z + r.z;
+	g->last = r;
+}
+
+/* The bounds of "{m}", "{m,}" or "{m,n}" at p; *end points at its '}'. */
+static void parse_bounds(const char *p, unsigned long *lo, unsigned long *hi, const char **end)
+{
+	char *e;
+
+	*lo = strtoul(p + 1, &e, 10);
+	*hi = *lo;
+	if (*e == ',')
+		*hi = e[1] == '}' ? 0 : strtoul(e + 1, &e, 10);
+	*end = strchr(p, '}') ? strchr(p, '}') : p;
+	if (*hi && *hi < *lo)
+		*hi = *lo; /* regcomp refuses it */
+	if (*lo > 32768 || *hi > 32768) /* more than RE_DUP_MAX: regcomp refuses it too */
+		*lo = *hi = 32768;
+}
+
+/* Past a bracket expression starting at p, or NULL when it does not end. */
+static const char *skip_bracket(const char *p)
+{
+	p += p[1] == '^' ? 2 : 1;
+	if (*p == ']')
+		p++;
+	while (*p && *p != ']') {
+		const char *close = strchr(p + 2, ']');
+		bool class = *p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=') && close;
+		p = class ? close + 1 : p + 1;
+	}
+	return *p ? p : NULL;
+}
+
+static int refuse(char *err, size_t errsize, const char *why)
+{
+	snprintf(err, errsize, "%s", why);
+	return -EINVAL;
+}
 
 int match_regex_check(const char *re, char *err, size_t errsize)
 {
-	/* per open group: its cost so far, and the cost of its last atom (for a repetition) */
-	unsigned long total[REGEX_MAX_DEPTH + 1] = { 0 }, last[REGEX_MAX_DEPTH + 1] = { 0 };
+	Group g[REGEX_MAX_DEPTH + 1];
 	size_t depth = 0;
 	bool repeated = false; /* the last thing seen was a repetition */
 
+	group_open(&g[0]);
 	for (const char *p = re; *p; p++) {
-		unsigned long atom = 1, factor = 0;
+		unsigned long lo = 0, hi = 0;
+		bool repeat = true;
+		Cost atom = { 1, 0, false };
 		switch (*p) {
 		case '\\':
 			if (p[1] >= '1' && p[1] <= '9') {
@@ -43,20 +141,13 @@ int match_regex_check(const char *re, char *err, size_t errsize)
 					 "back-references such as \\%c are not supported", p[1]);
 				return -EINVAL;
 			}
-			if (p[1])
-				p++;
+			p += p[1] ? 1 : 0;
+			repeat = false;
 			break;
-		case '[': /* a bracket expression is one atom: skip to its ']' */
-			p += p[1] == '^' ? 2 : 1;
-			if (*p == ']')
-				p++;
-			while (*p && *p != ']')
-				p += (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=') &&
-				      strchr(p + 2, ']'))
-					 ? (size_t)(strchr(p + 2, ']') - p) + 1
-					 : 1;
-			if (!*p)
+		case '[':
+			if (!(p = skip_bracket(p)))
 				return 0; /* unbalanced: regcomp says so */
+			repeat = false;
 			break;
 		case '(':
 			if (depth == REGEX_MAX_DEPTH) {
@@ -64,60 +155,59 @@ int match_regex_check(const char *re, char *err, size_t errsize)
 					 REGEX_MAX_DEPTH);
 				return -EINVAL;
 			}
-			depth++;
-			total[depth] = last[depth] = 0;
+			group_open(&g[++depth]);
 			repeated = false;
 			continue;
 		case ')':
-			if (depth == 0)
-				break;
-			atom = total[depth] ? total[depth] : 1;
-			depth--;
+			repeat = false;
+			if (depth > 0) /* else a literal ')' */
+				atom = group_close(&g[depth--]);
 			break;
 		case '|':
+			g[depth].any_nullable |= g[depth].branch_nullable;
+			g[depth].branch_nullable = true;
 			repeated = false;
 			continue;
+		case '^':
+		case '$': /* match nothing, as anchors */
+			atom = (Cost){ 1, 1, true };
+			repeat = false;
+			break;
 		case '*':
+			hi = 0;
+			break;
 		case '+':
+			lo = 1;
+			break;
 		case '?':
-			factor = *p == '+' ? 2 : 1;
+			hi = 1;
 			break;
-		case '{': {
-			char *end;
-			unsigned long lo = strtoul(p + 1, &end, 10), hi = lo;
-			if (*end == ',')
-				hi = end[1] == '}' ? lo + 1 : strtoul(end + 1, &end, 10);
-			else
-				end--;
-			factor = (lo > hi ? lo : hi) + 1;
-			p = strchr(p, '}') ? strchr(p, '}') : p;
+		case '{':
+			parse_bounds(p, &lo, &hi, &p);
 			break;
-		}
 		default:
+			repeat = false;
 			break;
 		}
-		if (factor) {
-			if (repeated) {
-				snprintf(err, errsize,
-					 "a repetition of a repetition (such as +* or }{): "
-					 "write it once");
-				return -EINVAL;
-			}
-			repeated = true;
-			total[depth] += last[depth] * (factor - 1);
-			last[depth] *= factor;
-		} else {
-			repeated = false;
-			total[depth] += atom;
-			last[depth] = atom;
-		}
-		if (total[depth] > REGEX_MAX_COPIES) {
-			snprintf(err, errsize,
-				 "its repetitions expand to more than %d copies: bound "
-				 "them lower",
-				 REGEX_MAX_COPIES);
-			return -EINVAL;
-		}
+		if (repeat && repeated)
+			return refuse(err, errsize,
+				      "a repetition of a repetition (such as +* or }{): write it "
+				      "once");
+		if (repeat)
+			group_repeat(&g[depth], lo, hi);
+		else
+			group_add(&g[depth], atom);
+		repeated = repeat;
+		if (g[depth].total.n > REGEX_MAX_COPIES)
+			return refuse(err, errsize,
+				      "its repetitions expand to more than " STRINGIFY(
+					  REGEX_MAX_COPIES) " copies: bound them lower");
+		if (g[depth].total.z > REGEX_MAX_NULLABLE)
+			return refuse(err, errsize,
+				      "its optional parts expand to more than " STRINGIFY(
+					  REGEX_MAX_NULLABLE) " copies that may match nothing (as "
+							      "in (a?){300} or .{0,300}): bound "
+							      "them lower");
 	}
 	return 0;
 }
