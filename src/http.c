@@ -17,12 +17,111 @@
 #include "log.h"
 #include "timer.h"
 
+/* A client connection: when it must have sent its next request's headers. */
+typedef struct Conn {
+	struct Conn *prev, *next; /* oldest first */
+	int fd;
+	uint64_t deadline; /* CLOCK_MONOTONIC ns; 0 while a request is being answered */
+} Conn;
+
 struct Http {
 	Source src; /* MHD's epoll fd */
 	struct MHD_Daemon *daemon;
 	HttpHandlers h;
 	char address[64];
+	Conn *oldest, *newest;
+	size_t n_conns;
 };
+
+static uint64_t request_deadline(void)
+{
+	return timer_now() + (uint64_t)HTTP_REQUEST_DEADLINE_S * NSEC_PER_SEC;
+}
+
+/* Ends a connection from outside libmicrohttpd: it reads the end of the stream and closes the
+ * connection as if the client had. */
+static void evict(Conn *c)
+{
+	shutdown(c->fd, SHUT_RDWR);
+	c->deadline = 0;
+}
+
+static void conn_unlink(Http *h, Conn *c)
+{
+	*(c->prev ? &c->prev->next : &h->oldest) = c->next;
+	*(c->next ? &c->next->prev : &h->newest) = c->prev;
+	h->n_conns--;
+}
+
+/* Keeps the probe's way in open: a new connection past the spare slots closes the oldest one
+ * still waiting for its request (a slow client's), never one being answered. */
+static void make_room(Http *h, const Conn *fresh)
+{
+	if (h->n_conns <= HTTP_MAX_CONNECTIONS - HTTP_SPARE_CONNECTIONS)
+		return;
+	for (Conn *c = h->oldest; c && c != fresh; c = c->next)
+		if (c->deadline) {
+			log_debug("http connection closed", LF_STR("reason", "slots full"));
+			evict(c);
+			return;
+		}
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **context,
+			  enum MHD_ConnectionNotificationCode what)
+{
+	Http *h = cls;
+	Conn *c = *context;
+
+	if (what == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (c) {
+			conn_unlink(h, c);
+			free(c);
+		}
+		return;
+	}
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!info || !(c = calloc(1, sizeof(*c))))
+		return; /* out of memory: the connection goes without a deadline */
+	*c = (Conn){ .prev = h->newest, .fd = info->connect_fd, .deadline = request_deadline() };
+	*(h->newest ? &h->newest->next : &h->oldest) = c;
+	h->newest = c;
+	h->n_conns++;
+	*context = c;
+	make_room(h, c);
+}
+
+static Conn *conn_of(struct MHD_Connection *mc)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return info ? info->socket_context : NULL;
+}
+
+/* The request is answered: the next one on this connection has its own deadline. */
+static void on_completed(void *cls, struct MHD_Connection *mc, void **state,
+			 enum MHD_RequestTerminationCode why)
+{
+	Conn *c = conn_of(mc);
+
+	(void)cls, (void)state, (void)why;
+	if (c)
+		c->deadline = request_deadline();
+}
+
+/* Closes every connection whose request has not arrived by its deadline. */
+static void enforce_deadlines(Http *h)
+{
+	uint64_t now = timer_now();
+
+	for (Conn *c = h->oldest; c; c = c->next)
+		if (c->deadline && c->deadline <= now) {
+			log_debug("http connection closed", LF_STR("reason", "request deadline"));
+			evict(c);
+		}
+}
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -67,9 +166,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	char buf[256];
 	const char *why = NULL;
 
+	Conn *conn = conn_of(c);
+
 	(void)version;
 	(void)upload;
 	(void)state;
+	if (conn)
+		conn->deadline = 0; /* its headers are in: it is being answered */
 	*upload_size = 0; /* a body is never read */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
@@ -171,7 +274,8 @@ int http_new(const char *addr, const HttpHandlers *handlers, Http **out, char *e
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_MAX_PER_IP,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_PER_CONNECTION,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 	const union MHD_DaemonInfo *info =
 	    h->daemon ? MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
 	if (!info) {
@@ -198,6 +302,11 @@ void http_free(Http *h)
 	MHD_stop_daemon(h->daemon);
 	if (fd >= 0)
 		close(fd);
+	while (h->oldest) { /* in case MHD closed them without telling */
+		Conn *c = h->oldest;
+		conn_unlink(h, c);
+		free(c);
+	}
 	free(h);
 }
 
@@ -214,13 +323,18 @@ const char *http_address(const Http *h)
 void http_dispatch(Http *h)
 {
 	MHD_run(h->daemon);
+	enforce_deadlines(h);
 }
 
 uint64_t http_deadline(Http *h)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
+	uint64_t at = 0;
 
-	if (MHD_get_timeout(h->daemon, &ms) != MHD_YES)
-		return 0;
-	return timer_now() + (uint64_t)ms * NSEC_PER_MSEC;
+	if (MHD_get_timeout(h->daemon, &ms) == MHD_YES)
+		at = timer_now() + (uint64_t)ms * NSEC_PER_MSEC;
+	for (Conn *c = h->oldest; c; c = c->next)
+		if (c->deadline && (!at || c->deadline < at))
+			at = c->deadline;
+	return at;
 }

@@ -12,6 +12,13 @@
 #define HTTP_MAX_PER_IP		   16
 #define HTTP_TIMEOUT_S		   10
 #define HTTP_MEMORY_PER_CONNECTION 16384 /* the request line and headers must fit */
+/* A request's line and headers must all arrive within this, counted from the connection's
+ * accept (or the end of its previous request): libmicrohttpd's timeout counts idle time only,
+ * so a client sending one byte every few seconds would hold its slot forever. */
+#define HTTP_REQUEST_DEADLINE_S 5
+/* Slots kept free for a probe: past this many connections, a new one closes the oldest that
+ * has no request in progress. */
+#define HTTP_SPARE_CONNECTIONS 4
 
 typedef struct HttpHandlers {
 	/* The exposition, malloc'd; NULL answers 500. */
