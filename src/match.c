@@ -123,81 +123,93 @@ static int refuse(char *err, size_t errsize, const char *why)
 	return -EINVAL;
 }
 
+typedef enum Piece { P_ATOM, P_ANCHOR, P_REPEAT, P_OPEN, P_CLOSE, P_ALT, P_BACKREF, P_END } Piece;
+
+/* What the pattern has at *pp, moving *pp to its last byte: a repetition's bounds in lo, hi. */
+static Piece next_piece(const char **pp, unsigned long *lo, unsigned long *hi)
+{
+	const char *p = *pp;
+
+	*lo = *hi = 0;
+	switch (*p) {
+	case '\\':
+		if (p[1] >= '1' && p[1] <= '9')
+			return P_BACKREF;
+		*pp += p[1] ? 1 : 0;
+		return P_ATOM;
+	case '[':
+		*pp = skip_bracket(p);
+		return *pp ? P_ATOM : P_END; /* unbalanced: regcomp says so */
+	case '(':
+		return P_OPEN;
+	case ')':
+		return P_CLOSE;
+	case '|':
+		return P_ALT;
+	case '^':
+	case '$':
+		return P_ANCHOR;
+	case '*':
+		return P_REPEAT;
+	case '+':
+		*lo = 1;
+		return P_REPEAT;
+	case '?':
+		*hi = 1;
+		return P_REPEAT;
+	case '{':
+		parse_bounds(p, lo, hi, pp);
+		return P_REPEAT;
+	default:
+		return P_ATOM;
+	}
+}
+
 int match_regex_check(const char *re, char *err, size_t errsize)
 {
 	Group g[REGEX_MAX_DEPTH + 1];
 	size_t depth = 0;
-	bool repeated = false; /* the last thing seen was a repetition */
+	Piece prev = P_ATOM;
 
 	group_open(&g[0]);
 	for (const char *p = re; *p; p++) {
-		unsigned long lo = 0, hi = 0;
-		bool repeat = true;
-		Cost atom = { 1, 0, false };
-		switch (*p) {
-		case '\\':
-			if (p[1] >= '1' && p[1] <= '9') {
-				snprintf(err, errsize,
-					 "back-references such as \\%c are not supported", p[1]);
-				return -EINVAL;
-			}
-			p += p[1] ? 1 : 0;
-			repeat = false;
-			break;
-		case '[':
-			if (!(p = skip_bracket(p)))
-				return 0; /* unbalanced: regcomp says so */
-			repeat = false;
-			break;
-		case '(':
-			if (depth == REGEX_MAX_DEPTH) {
-				snprintf(err, errsize, "more than %d nested groups",
-					 REGEX_MAX_DEPTH);
-				return -EINVAL;
-			}
+		unsigned long lo, hi;
+		Piece piece = next_piece(&p, &lo, &hi);
+		switch (piece) {
+		case P_END:
+			return 0;
+		case P_BACKREF:
+			snprintf(err, errsize, "back-references such as \\%c are not supported",
+				 p[1]);
+			return -EINVAL;
+		case P_OPEN:
+			if (depth == REGEX_MAX_DEPTH)
+				return refuse(
+				    err, errsize,
+				    "more than " STRINGIFY(REGEX_MAX_DEPTH) " nested groups");
 			group_open(&g[++depth]);
-			repeated = false;
-			continue;
-		case ')':
-			repeat = false;
-			if (depth > 0) /* else a literal ')' */
-				atom = group_close(&g[depth--]);
 			break;
-		case '|':
+		case P_ALT:
 			g[depth].any_nullable |= g[depth].branch_nullable;
 			g[depth].branch_nullable = true;
-			repeated = false;
-			continue;
-		case '^':
-		case '$': /* match nothing, as anchors */
-			atom = (Cost){ 1, 1, true };
-			repeat = false;
 			break;
-		case '*':
-			hi = 0;
+		case P_REPEAT:
+			if (prev == P_REPEAT)
+				return refuse(err, errsize,
+					      "a repetition of a repetition (such as +* or }{): "
+					      "write it once");
+			group_repeat(&g[depth], lo, hi);
 			break;
-		case '+':
-			lo = 1;
+		case P_CLOSE: /* with no group open, a literal ')' */
+			group_add(&g[depth ? depth - 1 : 0],
+				  depth ? group_close(&g[depth]) : (Cost){ 1, 0, false });
+			depth -= depth > 0;
 			break;
-		case '?':
-			hi = 1;
-			break;
-		case '{':
-			parse_bounds(p, &lo, &hi, &p);
-			break;
-		default:
-			repeat = false;
+		default: /* an anchor matches nothing */
+			group_add(&g[depth], (Cost){ 1, piece == P_ANCHOR, piece == P_ANCHOR });
 			break;
 		}
-		if (repeat && repeated)
-			return refuse(err, errsize,
-				      "a repetition of a repetition (such as +* or }{): write it "
-				      "once");
-		if (repeat)
-			group_repeat(&g[depth], lo, hi);
-		else
-			group_add(&g[depth], atom);
-		repeated = repeat;
+		prev = piece;
 		if (g[depth].total.n > REGEX_MAX_COPIES)
 			return refuse(err, errsize,
 				      "its repetitions expand to more than " STRINGIFY(
