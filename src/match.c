@@ -110,9 +110,10 @@ static const char *skip_bracket(const char *p)
 	if (*p == ']')
 		p++;
 	while (*p && *p != ']') {
-		const char *close = strchr(p + 2, ']');
-		bool class = *p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=') && close;
-		p = class ? close + 1 : p + 1;
+		/* "[:alpha:]", "[.a.]", "[=a=]" hold a ']' of their own */
+		bool class = *p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=');
+		const char *close = class ? strchr(p + 2, ']') : NULL;
+		p = close ? close + 1 : p + 1;
 	}
 	return *p ? p : NULL;
 }

@@ -4,6 +4,7 @@
  * file that parses back to the same plan (rules.h: "check accepts again"). */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
@@ -38,19 +39,57 @@ static void check_errors(const RulesErrors *errs)
 	}
 }
 
+/* A URL's authority (after "://", before the path, query or fragment) holds no '@'. */
+static bool no_userinfo(const char *url)
+{
+	const char *auth = strstr(url, "://");
+
+	return auth && !memchr(auth + 3, '@', strcspn(auth + 3, "/?#"));
+}
+
 static void check_rules(const Rules *rules)
 {
 	FUZZ_CHECK(rules->n >= 1, "accepted with no rule");
 	for (size_t i = 0; i < rules->n; i++) {
 		const Rule *r = &rules->v[i];
 		FUZZ_CHECK(r->name && *r->name, "rule %zu has no name", i);
-		FUZZ_CHECK(r->n_paths >= 1 && r->match, "rule %s has no paths or no match", r->name);
-		FUZZ_CHECK(r->max_wait_ms >= r->debounce_ms, "rule %s: max_wait < debounce", r->name);
+		FUZZ_CHECK(r->n_paths >= 1, "rule %s has no paths", r->name);
+		FUZZ_CHECK(!r->match != !r->http, "rule %s has not exactly one of match and http",
+			   r->name);
+		FUZZ_CHECK(!r->http || (r->http->req.url && no_userinfo(r->http->req.url) &&
+					r->http->req.method && r->http->req.timeout_ms > 0),
+			   "rule %s: http action incomplete, or its url keeps a user name",
+			   r->name);
+		FUZZ_CHECK(!r->verify || (r->verify->req.url && r->verify->req.method),
+			   "rule %s: verify incomplete", r->name);
+		FUZZ_CHECK(r->max_wait_ms >= r->debounce_ms, "rule %s: max_wait < debounce",
+			   r->name);
 		for (size_t j = 0; j < r->n_paths; j++)
 			FUZZ_CHECK(r->paths[j][0] == '/' && !strstr(r->paths[j], "//"),
-				   "rule %s: path not absolute and normalised: %s", r->name, r->paths[j]);
+				   "rule %s: path not absolute and normalised: %s", r->name,
+				   r->paths[j]);
 		for (size_t j = 0; j < i; j++)
-			FUZZ_CHECK(strcmp(rules->v[j].name, r->name) != 0, "duplicate rule %s", r->name);
+			FUZZ_CHECK(strcmp(rules->v[j].name, r->name) != 0, "duplicate rule %s",
+				   r->name);
+	}
+}
+
+/* No url: line of the plan shows a password in its authority (":PASSWORD@"); "xxxxx" is what
+ * the plan writes in its place. */
+static void check_passwords(const Rules *rules, const char *plan)
+{
+	for (size_t i = 0; i < rules->n; i++) {
+		const char *pw = rules->v[i].http ? rules->v[i].http->req.password : NULL;
+		char *shown = NULL;
+		if (!pw || strcmp(pw, "xxxxx") == 0 || asprintf(&shown, ":%s@", pw) < 0)
+			continue;
+		for (const char *l = plan; (l = strstr(l, "url: \"")); l++) {
+			const char *auth = strstr(l, "://");
+			size_t n = auth ? strcspn(auth + 3, "/?#\"\n") : 0;
+			FUZZ_CHECK(!auth || !memmem(auth + 2, n + 1, shown, strlen(shown)),
+				   "the plan shows rule %s's password", rules->v[i].name);
+		}
+		free(shown);
 	}
 }
 
@@ -71,6 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	size_t len, len2;
 	char *plan = print_plan(rules, &len);
+	check_passwords(rules, plan);
 	r = rules_parse(FILE_NAME, plan, len, &again, &errs2);
 	if (r < 0) {
 		fprintf(stderr, "the plan:\n%s\nis refused:\n", plan);

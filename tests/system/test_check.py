@@ -321,3 +321,18 @@ def test_file_name_with_newline(workdir):
     assert r.stdout.startswith(f"# {workdir}/odd\\x0aname.yaml: valid, 1 rule")
     again = generated(workdir, "plan.yaml", r.stdout)
     assert sigreload("check", "-c", again).returncode == 0
+
+
+def test_errors_are_one_line_each_whatever_the_input(workdir):
+    """A newline in a key or in the file's name cannot forge a line of the report."""
+    path = generated(workdir, "odd\nname.yaml",
+                     rules_text(1) + '"x\\nsigreload: forged": 1\n')
+    r = sigreload("check", "-c", path)
+    assert r.returncode == 2
+    shown = f"{workdir}/odd\\x0aname.yaml"
+    assert r.stderr.splitlines() == [
+        f'{shown}:3:1: unknown key "x\\x0asigreload: forged" at the top level; expected one '
+        "of: debounce, max_wait, resync, handler_wait, verify_after, min_interval, "
+        "start_grace, log_format, log_level, metrics_listen, rules",
+        f"sigreload: {shown} has 1 error: nothing was loaded",
+    ]
