@@ -50,7 +50,8 @@ static void test_refusals(void **state)
 		{ "[[:alpha:]][[:digit:]]{5}", NULL },
 		{ "(", NULL }, /* not refused here: regcomp explains it */
 		{ "[abc", NULL },
-		{ "x[[", NULL }, /* a '[' at the very end of an open bracket: nothing read past it */
+		{ "x[[",
+		  NULL }, /* a '[' at the very end of an open bracket: nothing read past it */
 		{ "[a[:", NULL },
 	};
 	(void)state;
