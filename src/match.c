@@ -652,7 +652,7 @@ int match_nearest(const Matcher *m, bool leaders_only, size_t max, CandidateList
 	NearCtx c = { .m = m, .max = max, .out = out };
 
 	candidate_list_done(out);
-	if (max == 0)
+	if (max == 0 || !m) /* an http rule's matcher: it has no processes, near or not */
 		return 0;
 	int r = proc_scan(near_visit, &c, NULL);
 	for (size_t i = 0; r == 0 && leaders_only && i < out->n; i++)
