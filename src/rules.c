@@ -23,6 +23,8 @@
 #include "utf8.h"
 #include "yamldoc.h"
 
+_Static_assert(RULES_MAX_ERRORS == YAMLDOC_MAX_ERRORS, "one limit of errors, told in rules.h");
+
 typedef struct Parser {
 	YamlDoc d;
 	Rules *rules;
