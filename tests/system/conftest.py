@@ -424,7 +424,8 @@ def metric(r, series):
 
 # ---- rule files and what targets print ------------------------------------------------------
 
-FAST = "debounce: 50ms\nmax_wait: 2s\nverify_after: 100ms\nhandler_wait: 5s\n"
+# start_grace: 0: the targets a test starts are signaled at once, not once they are 2 s old
+FAST = "debounce: 50ms\nmax_wait: 2s\nverify_after: 100ms\nhandler_wait: 5s\nstart_grace: 0\n"
 
 
 def rules(*rules, settings=FAST):
