@@ -45,7 +45,7 @@ def test_soak_10000_kubelet_updates(pod, workdir):
     vol.write(payload)
     t = Target(pod, "--comm", "mydaemon", "--config", vol.root / "app.conf")
     r = Reloader(pod, workdir,
-                 "debounce: 0\nmax_wait: 1s\nverify_after: 0\nhandler_wait: 5s\nrules:\n"
+                 "debounce: 0\nmax_wait: 1s\nverify_after: 0\nhandler_wait: 5s\nstart_grace: 0\nrules:\n"
                  f"  - name: app\n    paths: [{vol.root}]\n    match: {{comm: mydaemon}}\n",
                  args=["--log-level", "info"])  # debug would log every inotify event
     settle(r, "app")
