@@ -203,8 +203,7 @@ static Rules *load_or_report(const Options *o)
 	if (r == -EINVAL)
 		fprintf(stderr, "sigreload: %s %s %zu%s error%s: nothing was loaded\n",
 			name ? name : "the rule file", o->cmreload ? "have" : "has", n,
-			errs.truncated ? " or more" : "",
-			n == 1 ? "" : "s");
+			errs.truncated ? " or more" : "", n == 1 ? "" : "s");
 	else if (r == -ENOMEM)
 		fprintf(stderr, "sigreload: out of memory\n");
 	rules_errors_done(&errs);
