@@ -1,4 +1,5 @@
-/* delivery.c: one reload in flight: pin, wait (start_grace, handler_wait), signal, verify. */
+/* delivery.c: one reload in flight: the first verify read, then the action (pin, wait out
+ * start_grace and handler_wait, signal; or request, retry), then verify_after and the polls. */
 #include "delivery.h"
 
 #include <errno.h>
@@ -12,9 +13,17 @@
 #include "proc.h"
 #include "signame.h"
 #include "timer.h"
+#include "verify.h"
 
 /* How often a target without a handler is looked at again, within handler_wait. */
 #define HANDLER_RETRY_NS (100 * NSEC_PER_MSEC)
+/* Backoff between the attempts of a request: from 1 s, doubling, at most 30 s. */
+#define BACKOFF_FIRST_NS (1000 * NSEC_PER_MSEC)
+#define BACKOFF_MAX_NS	 (30000 * NSEC_PER_MSEC)
+/* A request's answer comes by its timeout; its callback this much later at worst. */
+#define REQUEST_MARGIN_NS (1000 * NSEC_PER_MSEC)
+/* What is kept of an action's answer: its first bytes, for nothing but the log. */
+#define ACTION_MAX_BODY 256
 
 typedef enum { R_WAITING, R_SENT, R_DONE } RecipientState;
 
@@ -41,6 +50,17 @@ struct Delivery {
 	size_t signaled, failed;
 	const char *reason;
 	bool sealed, waiting_logged, grace_logged;
+	/* an http delivery: the request, its attempts, and how it ended */
+	const HttpAction *http;
+	Fetcher *fetcher;
+	Fetch *fetch; /* the attempt in flight, or NULL */
+	unsigned attempts;
+	uint64_t http_wake; /* when delivery_run has something to do for the request */
+	int http_done; /* 0 under way, 1 answered as expected, -1 failed for good */
+	long status;
+	/* verify: */
+	Verification *verify;
+	bool polling;
 };
 
 int delivery_new(const DeliverySpec *spec, const unsigned char digest[DIGEST_LEN],
@@ -59,7 +79,15 @@ int delivery_new(const DeliverySpec *spec, const unsigned char digest[DIGEST_LEN
 	d->dry_run = spec->dry_run;
 	d->metrics = m;
 	d->burst_start = burst_start;
+	d->http = spec->http;
+	d->fetcher = spec->fetcher;
 	memcpy(d->digest, digest, DIGEST_LEN);
+	/* the first read of the proof, now, before anything is told */
+	if (spec->verify && !spec->dry_run &&
+	    verification_new(spec->verify, spec->fetcher, &d->verify) < 0) {
+		delivery_free(d);
+		return -ENOMEM;
+	}
 	*out = d;
 	return 0;
 }
@@ -70,9 +98,19 @@ void delivery_free(Delivery *d)
 		return;
 	for (size_t i = 0; i < d->n; i++)
 		notify_unpin(&d->v[i].p);
+	if (d->fetch)
+		fetch_cancel(d->fetch);
+	verification_free(d->verify);
 	free(d->v);
 	free(d->rule);
 	free(d);
+}
+
+void delivery_rebind(Delivery *d, const Rule *r)
+{
+	d->http = r->http;
+	if (d->verify && r->verify)
+		verification_rebind(d->verify, r->verify);
 }
 
 /* A target that will not be told: logged and counted, never dropped in silence. */
@@ -231,41 +269,149 @@ static void verify_sent(Delivery *d)
 	}
 }
 
+/* ---- an HTTP request instead of signals ------------------------------------------------ */
+
+static void on_answer(const FetchResult *r, void *userdata)
+{
+	Delivery *d = userdata;
+	const HttpRequest *req = &d->http->req;
+	char took[32];
+	bool ok = r->status != 0 && fetch_status_expected(req, r->status);
+
+	d->fetch = NULL;
+	d->status = r->status;
+	metrics_http_request(d->metrics, d->rule, r->status, r->seconds);
+	snprintf(took, sizeof(took), "%.3f", r->seconds);
+	uint64_t now = timer_now();
+	if (ok) {
+		log_info("requested", LF_STR("rule", d->rule), LF_STR("url", req->url),
+			 LF_INT("status", r->status), LF_UINT("attempt", d->attempts),
+			 LF_STR("seconds", took));
+		d->http_done = 1;
+		d->http_wake = now;
+		return;
+	}
+	bool again = d->attempts <= d->http->retries;
+	uint64_t backoff = BACKOFF_FIRST_NS << (d->attempts - 1 < 5 ? d->attempts - 1 : 5);
+	char next[48] = "none: the next change or resync tries again";
+	if (again)
+		snprintf(
+		    next, sizeof(next), "attempt %u in %llus", d->attempts + 1,
+		    (unsigned long long)((backoff < BACKOFF_MAX_NS ? backoff : BACKOFF_MAX_NS) /
+					 NSEC_PER_SEC));
+	log_warn("request failed", LF_STR("rule", d->rule), LF_STR("url", req->url),
+		 LF_INT("status", r->status),
+		 LF_STR("err", r->status  ? "an unexpected status"
+			       : r->error ? r->error
+					  : "error"),
+		 LF_UINT("attempt", d->attempts), LF_STR("next", next));
+	if (again) {
+		d->http_wake = now + (backoff < BACKOFF_MAX_NS ? backoff : BACKOFF_MAX_NS);
+		return;
+	}
+	d->failed++;
+	d->reason = r->status ? "status" : "error";
+	d->http_done = -1;
+	d->http_wake = now;
+}
+
+/* Makes the request's next attempt when due: true once it is over, one way or the other. */
+static bool request(Delivery *d, uint64_t now)
+{
+	const HttpRequest *req = &d->http->req;
+
+	if (d->http_done) {
+		d->http_wake = 0; /* seen */
+		return true;
+	}
+	if (d->fetch || now < d->http_wake)
+		return false;
+	d->attempts++;
+	if (d->dry_run) {
+		log_info("would request (dry run)", LF_STR("rule", d->rule),
+			 LF_STR("url", req->url));
+		d->http_done = 1;
+		d->http_wake = 0;
+		return true;
+	}
+	if (fetch_start(d->fetcher, req, ACTION_MAX_BODY, on_answer, d, &d->fetch) < 0) {
+		d->fetch = NULL;
+		d->failed++;
+		d->reason = "error";
+		d->http_done = -1;
+		d->http_wake = 0;
+		return true;
+	}
+	d->http_wake = now + req->timeout_ms * NSEC_PER_MSEC + REQUEST_MARGIN_NS;
+	return false;
+}
+
+/* ---- the delivery's course --------------------------------------------------------------- */
+
 static void finish(Delivery *d, DeliveryOutcome *out)
 {
 	d->due = 0;
-	*out =
-	    (DeliveryOutcome){ .signaled = d->signaled, .failed = d->failed, .reason = d->reason };
+	*out = (DeliveryOutcome){ .signaled = d->signaled,
+				  .failed = d->failed,
+				  .reason = d->reason,
+				  .status = d->status };
 }
 
-bool delivery_run(Delivery *d, uint64_t now, DeliveryOutcome *out)
+/* The signals' part: true once every target is signaled or failed, and no more can come. */
+static bool signal_all(Delivery *d, uint64_t now)
 {
-	size_t young = 0, handlerless = 0, sent = 0;
+	size_t young = 0, handlerless = 0;
 	uint64_t next = 0;
 
 	for (size_t i = 0; i < d->n; i++) {
 		Recipient *r = &d->v[i];
 		if (r->state == R_WAITING && r->next_at <= now)
 			try_one(d, r, now);
-		if (r->state == R_WAITING) {
-			if (r->grace_until > now)
-				young++;
-			else
-				handlerless++;
-			if (!next || r->next_at < next)
-				next = r->next_at;
-		}
-		sent += r->state == R_SENT;
+		if (r->state != R_WAITING)
+			continue;
+		if (r->grace_until > now)
+			young++;
+		else
+			handlerless++;
+		if (!next || r->next_at < next)
+			next = r->next_at;
 	}
 	if (next) {
 		say_waiting(d, young, handlerless);
 		d->due = next;
 		return false;
 	}
-	if (!d->sealed) {
-		d->due = 0; /* more targets come in this turn of the loop */
-		return false;
+	d->due = 0; /* unsealed: more targets come in this turn of the loop */
+	return d->sealed;
+}
+
+/* After the action: the polls of verify (once it was told), and verify_after. */
+static bool verify_all(Delivery *d, uint64_t now)
+{
+	bool told = d->http ? d->http_done == 1 : d->signaled > 0;
+	size_t sent = 0;
+
+	if (d->verify && told) {
+		if (!d->polling) {
+			verification_poll(d->verify, now);
+			d->polling = true;
+		}
+		VerifyState vs = verification_run(d->verify, now);
+		if (vs == VERIFY_POLLING)
+			return false;
+		if (vs == VERIFY_FAILED) {
+			log_error("not verified", LF_STR("rule", d->rule),
+				  LF_STR("url", verification_url(d->verify)),
+				  LF_STR("err", verification_why(d->verify)));
+			d->failed++;
+			if (!d->reason)
+				d->reason = "verify";
+		}
+		verification_free(d->verify);
+		d->verify = NULL;
 	}
+	for (size_t i = 0; i < d->n; i++)
+		sent += d->v[i].state == R_SENT;
 	if (sent && d->verify_after_ns) {
 		if (!d->verify_at)
 			d->verify_at = now + d->verify_after_ns;
@@ -275,13 +421,31 @@ bool delivery_run(Delivery *d, uint64_t now, DeliveryOutcome *out)
 		}
 	}
 	verify_sent(d);
+	return true;
+}
+
+bool delivery_run(Delivery *d, uint64_t now, DeliveryOutcome *out)
+{
+	if (d->verify && !d->polling && verification_run(d->verify, now) == VERIFY_READING)
+		return false; /* the action waits for the first read */
+	if (!(d->http ? request(d, now) : signal_all(d, now)))
+		return false;
+	if (!verify_all(d, now))
+		return false;
 	finish(d, out);
 	return true;
 }
 
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+	return !a ? b : !b ? a : a < b ? a : b;
+}
+
 uint64_t delivery_due(const Delivery *d)
 {
-	return d->due;
+	uint64_t due = earliest(d->due, d->http_wake);
+
+	return d->verify ? earliest(due, verification_due(d->verify)) : due;
 }
 
 const unsigned char *delivery_digest(const Delivery *d)
@@ -296,7 +460,12 @@ uint64_t delivery_burst_start(const Delivery *d)
 
 bool delivery_sent(const Delivery *d)
 {
-	return d->signaled > 0;
+	return d->http ? d->http_done == 1 : d->signaled > 0;
+}
+
+bool delivery_requesting(const Delivery *d)
+{
+	return d->http && d->http_done == 0;
 }
 
 void delivery_supersede(Delivery *d, DeliveryOutcome *out)
@@ -311,6 +480,13 @@ void delivery_supersede(Delivery *d, DeliveryOutcome *out)
 		}
 	if (dropped)
 		log_info("superseded", LF_STR("rule", d->rule), LF_UINT("not_signaled", dropped));
+	if (d->fetch) {
+		fetch_cancel(d->fetch);
+		d->fetch = NULL;
+		log_info("superseded", LF_STR("rule", d->rule), LF_STR("request", "cancelled"));
+	}
+	verification_free(d->verify);
+	d->verify = NULL;
 	verify_sent(d);
 	finish(d, out);
 }

@@ -1,6 +1,7 @@
 /* delivery.h: one reload in flight for one rule: its targets pinned by pidfd, each signaled
- * once it is old enough and has a handler, then verified alive. It owns the pidfds; moving a
- * rule's state across a rule-file reload is moving the pointer. */
+ * once it is old enough and has a handler, then verified alive; or its URL requested, retried
+ * with backoff; and, with verify:, the proof polled for. It owns the pidfds and the requests;
+ * moving a rule's state across a rule-file reload is moving the pointer. */
 #ifndef SIGRELOAD_DELIVERY_H
 #define SIGRELOAD_DELIVERY_H
 
@@ -10,7 +11,9 @@
 #include <sys/types.h>
 
 #include "digest.h"
+#include "fetch.h"
 #include "metrics.h"
+#include "rules.h"
 
 typedef struct Delivery Delivery;
 
@@ -21,11 +24,17 @@ typedef struct DeliverySpec {
 	int signal;
 	uint64_t handler_wait_ms, verify_after_ms, start_grace_ms;
 	bool dry_run;
+	/* Borrowed from the rule (delivery_rebind when it is reloaded unchanged). http: the
+	 * request to make instead of signals; verify: the proof to wait for, or NULL. */
+	const HttpAction *http;
+	const Verify *verify;
+	Fetcher *fetcher;
 } DeliverySpec;
 
 typedef struct DeliveryOutcome {
 	size_t signaled, failed;
 	const char *reason; /* of the first failure (a metrics reason name), or NULL */
+	long status; /* an http delivery's last answer (0: none) */
 } DeliveryOutcome;
 
 /* A delivery of digest to no target yet; burst_start is the first event of the burst it answers
@@ -55,8 +64,16 @@ const unsigned char *delivery_digest(const Delivery *d);
 /* The first event of the burst it answers (0 at start-up). */
 uint64_t delivery_burst_start(const Delivery *d);
 
-/* Whether some target was signaled already (its digest then reached somebody). */
+/* Whether some target was signaled already, or the request answered (its digest then
+ * reached somebody). */
 bool delivery_sent(const Delivery *d);
+
+/* Whether it is an HTTP request still under way, which a newer version waits for rather than
+ * supersedes (one request per rule at a time). */
+bool delivery_requesting(const Delivery *d);
+
+/* The rule was reloaded with the same action: its structs are the new rule's from now on. */
+void delivery_rebind(Delivery *d, const Rule *r);
 
 /* A newer version of the files supersedes this one: targets not signaled yet are dropped
  * (logged), those signaled are verified now. The delivery is then over; its outcome is in

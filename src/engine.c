@@ -15,6 +15,7 @@
 
 #include "cleanup.h"
 #include "digest.h"
+#include "fetch.h"
 #include "http.h"
 #include "log.h"
 #include "match.h"
@@ -55,6 +56,7 @@ struct Engine {
 	uint64_t last_scan, rescan_due; /* of /proc, for every rule's targets */
 	Metrics *metrics;
 	Http *http;
+	Fetcher *fetcher; /* the requests of http actions and verify */
 	char *listen; /* the metrics_listen served, as configured at start-up */
 	bool started;
 	bool stopping, reload_pending; /* signals taken, acted on between steps */
@@ -404,6 +406,7 @@ static int arm_timer(Engine *e)
 	if (!due)
 		log_debug("idle");
 	due = min_due(due, e->resync_due);
+	due = min_due(due, fetcher_deadline(e->fetcher));
 	if (e->http)
 		due = min_due(due, http_deadline(e->http));
 	return timer_arm(e->timer, due ? due : TIMER_NEVER);
@@ -436,6 +439,9 @@ static void on_timer(Engine *e)
 	timer_ack(e->timer);
 	if (e->http)
 		http_dispatch(e->http); /* its connections' timeouts */
+	uint64_t due = fetcher_deadline(e->fetcher);
+	if (due && due <= timer_now())
+		fetcher_run_due(e->fetcher); /* libcurl's timeouts; answers come from here too */
 }
 
 /* TERM and INT ask to stop, HUP to reload the rule file: noted here, acted on by the dispatcher
@@ -487,7 +493,6 @@ int engine_dispatch(Source *src, uint32_t events, void *userdata)
 	bool rearm = false;
 	int r;
 
-	(void)events;
 	switch (src->type) {
 	case SOURCE_SIGNAL:
 		take_signals(e);
@@ -506,7 +511,8 @@ int engine_dispatch(Source *src, uint32_t events, void *userdata)
 	case SOURCE_HTTP:
 		http_dispatch(e->http);
 		break;
-	case SOURCE_FETCH: /* no HTTP action is wired in yet */
+	case SOURCE_FETCH:
+		fetcher_dispatch(e->fetcher, src, events);
 		break;
 	case SOURCE_PIDFD:
 		targetset_dispatch(src);
@@ -549,9 +555,10 @@ int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signa
 	e->loop = loop;
 	e->signals = signals;
 	ops.userdata = e;
-	if ((r = metrics_new(&e->metrics)) < 0)
+	if ((r = metrics_new(&e->metrics)) < 0 || (r = fetcher_new(loop, &e->fetcher)) < 0)
 		return r;
 	e->env = (RuleEnv){ .loop = loop,
+			    .fetcher = e->fetcher,
 			    .metrics = e->metrics,
 			    .dry_run = opt->dry_run,
 			    .tick = digest_tick,
@@ -576,7 +583,8 @@ void engine_free(Engine *e)
 {
 	if (!e)
 		return;
-	states_free(e->states, e->n_states);
+	states_free(e->states, e->n_states); /* their requests first: the fetcher owns them */
+	fetcher_free(e->fetcher);
 	rules_free(e->rules);
 	http_free(e->http);
 	free(e->listen);

@@ -685,3 +685,13 @@ void fetcher_run_due(Fetcher *f)
 		curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	deliver(f);
 }
+
+bool fetch_status_expected(const HttpRequest *req, long status)
+{
+	if (req->n_expect_status == 0)
+		return status >= 200 && status <= 299;
+	for (size_t i = 0; i < req->n_expect_status; i++)
+		if (req->expect_status[i] == status)
+			return true;
+	return false;
+}

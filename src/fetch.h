@@ -64,6 +64,9 @@ uint64_t fetcher_deadline(const Fetcher *f);
 /* Runs libcurl's timeouts and delivers what is due. May call back. */
 void fetcher_run_due(Fetcher *f);
 
+/* Whether status answers req as its expect_status says (none: any 2xx). */
+bool fetch_status_expected(const HttpRequest *req, long status);
+
 /* How this build resolves host names: "c-ares" (asynchronously, any name), or "hosts-file"
  * (libcurl would resolve in a thread: IP addresses, localhost and the names of /etc/hosts only;
  * any other name fails with -EHOSTUNREACH). */

@@ -103,11 +103,14 @@ void rulestate_resync(RuleState *s, uint64_t now)
 }
 
 /* When the burst is to be evaluated: never sooner than min_interval after the last delivery
- * began, so that the evaluation then delivers the newest content. */
+ * began, so that the evaluation then delivers the newest content; and not while a request is
+ * under way: one request per rule at a time, the newest content asked for when it ends. */
 static uint64_t burst_due(const RuleState *s)
 {
 	uint64_t next = s->last_delivery + s->rule->min_interval_ms * NSEC_PER_MSEC;
 
+	if (s->d && delivery_requesting(s->d))
+		return 0;
 	if (s->burst.due && s->last_delivery && s->rule->min_interval_ms && next > s->burst.due)
 		return next;
 	return s->burst.due;
@@ -285,8 +288,15 @@ static void delivery_over(RuleState *s, const DeliveryOutcome *o)
 	}
 	memcpy(s->acted, digest, DIGEST_LEN);
 	s->baselined = true;
-	s->untold = o->signaled == 0 || s->env->dry_run;
-	if (o->signaled == 0) {
+	s->untold = (o->signaled == 0 && !r->http) || s->env->dry_run;
+	if (r->http && s->env->dry_run) {
+		log_info("would reload (dry run)", LF_STR("rule", r->name), LF_STR("sha256", hex));
+	} else if (r->http) {
+		log_info("reloaded", LF_STR("rule", r->name), LF_INT("status", o->status),
+			 LF_STR("sha256", hex));
+		metrics_reload(m, r->name, RESULT_REQUESTED);
+		metrics_config_hash(m, r->name, digest);
+	} else if (o->signaled == 0) {
 		char hint[512];
 
 		/* A target that starts later reads the files as they are now; but the targets are
@@ -361,7 +371,10 @@ static void start_delivery(RuleState *s, const unsigned char *digest, uint64_t b
 			      .handler_wait_ms = r->handler_wait_ms,
 			      .verify_after_ms = r->verify_after_ms,
 			      .start_grace_ms = r->start_grace_ms,
-			      .dry_run = s->env->dry_run };
+			      .dry_run = s->env->dry_run,
+			      .http = r->http,
+			      .verify = r->verify,
+			      .fetcher = s->env->fetcher };
 	TargetList l = { 0 };
 	DeliveryOutcome o;
 	int res;
@@ -370,6 +383,11 @@ static void start_delivery(RuleState *s, const unsigned char *digest, uint64_t b
 	s->last_delivery = now;
 	if ((res = delivery_new(&spec, digest, burst_start, s->env->metrics, &s->d)) < 0) {
 		cannot_find(s, res);
+		return;
+	}
+	if (r->http) { /* a URL to request: no process to find */
+		delivery_seal(s->d);
+		run_delivery(s, now);
 		return;
 	}
 	if (targetset_complete(s->targets)) {
@@ -473,6 +491,8 @@ void rulestate_take_over(RuleState *s, RuleState *old, uint64_t now)
 	} else {
 		s->targets = fresh;
 	}
+	if (same_action && s->d)
+		delivery_rebind(s->d, rule); /* its request and verify are the new rule's now */
 	if (s->burst.due)
 		burst_set_due(&s->burst, rule);
 	if (same_paths && same_action)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fetch.h"
 #include "loop.h"
 #include "metrics.h"
 #include "rules.h"
@@ -14,6 +15,7 @@
 /* What every rule shares; the engine owns it. */
 typedef struct RuleEnv {
 	Loop *loop; /* for the pinned targets' pidfds */
+	Fetcher *fetcher; /* for http actions and verify */
 	Metrics *metrics;
 	bool dry_run;
 	/* Called every few MiB of a long hash (see DigestHooks.tick). */
