@@ -162,21 +162,6 @@ static void states_free(RuleState **v, size_t n)
 	free(v);
 }
 
-/* Whether two rules watch the same paths, in any order. */
-static bool same_path_set(const Rule *a, const Rule *b)
-{
-	if (a->n_paths != b->n_paths)
-		return false;
-	for (size_t i = 0; i < a->n_paths; i++) {
-		size_t j = 0;
-		while (j < b->n_paths && strcmp(a->paths[i], b->paths[j]) != 0)
-			j++;
-		if (j == b->n_paths)
-			return false;
-	}
-	return true;
-}
-
 /* The old rule whose state the new rule r takes over: the one of the same name, else one that
  * is gone from the new rules (a renamed rule) and watched the same paths. */
 static RuleState *predecessor(Engine *e, const Rules *next, const Rule *r, bool *claimed)
@@ -188,7 +173,7 @@ static RuleState *predecessor(Engine *e, const Rules *next, const Rule *r, bool 
 		}
 	for (size_t j = 0; j < e->n_states; j++) {
 		const Rule *old = rulestate_rule(e->states[j]);
-		if (!claimed[j] && !rules_find(next, old->name) && same_path_set(old, r)) {
+		if (!claimed[j] && !rules_find(next, old->name) && rules_same_path_set(old, r)) {
 			claimed[j] = true;
 			return e->states[j];
 		}

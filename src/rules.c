@@ -793,6 +793,20 @@ bool rules_same_paths(const Rule *a, const Rule *b)
 	return true;
 }
 
+bool rules_same_path_set(const Rule *a, const Rule *b)
+{
+	if (a->n_paths != b->n_paths)
+		return false;
+	for (size_t i = 0; i < a->n_paths; i++) {
+		size_t j = 0;
+		while (j < b->n_paths && strcmp(a->paths[i], b->paths[j]) != 0)
+			j++;
+		if (j == b->n_paths)
+			return false;
+	}
+	return true;
+}
+
 static bool same_str(const char *a, const char *b)
 {
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);

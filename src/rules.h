@@ -118,6 +118,9 @@ const Rule *rules_find(const Rules *rules, const char *name);
 /* True when both rules watch the same paths (in the same order). */
 bool rules_same_paths(const Rule *a, const Rule *b);
 
+/* True when both rules watch the same paths, in any order (their digests are the same). */
+bool rules_same_path_set(const Rule *a, const Rule *b);
+
 /* True when both rules tell the same targets the same way: the same match (or http action),
  * leaders_only, signal and verify. A rule-file reload that changes these hands the rule's
  * state on as "targets not known to hold the current content". */

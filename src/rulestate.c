@@ -475,7 +475,9 @@ void rulestate_baseline(RuleState *s, bool starting)
 
 void rulestate_take_over(RuleState *s, RuleState *old, uint64_t now)
 {
-	bool same_paths = rules_same_paths(s->rule, old->rule);
+	bool same = rules_same_paths(s->rule, old->rule) &&
+		    strcmp(s->rule->name, old->rule->name) == 0;
+	bool same_set = rules_same_path_set(s->rule, old->rule);
 	bool same_action = rules_same_action(s->rule, old->rule);
 	bool settled = old->baselined && !old->untold && !old->must_tell && !old->burst.due &&
 		       !old->d && !old->held;
@@ -495,16 +497,15 @@ void rulestate_take_over(RuleState *s, RuleState *old, uint64_t now)
 		delivery_rebind(s->d, rule); /* its request and verify are the new rule's now */
 	if (s->burst.due)
 		burst_set_due(&s->burst, rule);
-	if (same_paths && same_action)
+	if (same && same_action)
 		return;
-	if (settled) {
-		/* Its targets hold what its files hold: a new action has nothing to tell them,
-		 * and other paths are measured from what they hold now. */
-		if (!same_paths)
-			s->baselined = false;
+	/* Its targets hold what its files hold: another name, another order of the same paths
+	 * or another way to tell them has nothing new for them. */
+	if (settled && same_set)
 		return;
-	}
-	/* The targets are not known to hold the current content: tell them, the new way. */
+	/* Not known to hold the current content (a change pending, a delivery in flight or
+	 * failed, nobody told), or other paths, whose content sigreload never compared with what
+	 * the targets read: tell them, the new way. */
 	uint64_t start = s->burst.due ? s->burst.start : now;
 	if (s->d) {
 		if (delivery_burst_start(s->d))

@@ -30,10 +30,11 @@ void rulestate_free(RuleState *s);
 const Rule *rulestate_rule(const RuleState *s);
 
 /* s is the reloaded version of old's rule (the same name, or the same paths under a new name):
- * old's burst, digests and delivery in flight move to s, and old is left empty. If the rule now
- * watches other paths or tells its targets otherwise, and its targets were not known to hold
+ * old's burst, digests and delivery in flight move to s, and old is left empty. If the rule
+ * changed (name, paths, or how it tells its targets) while its targets were not known to hold
  * the current content (a burst pending, a delivery in flight, a failure, nobody told), s tells
- * them under the new rule; if they were, nothing is sent. */
+ * them under the new rule; so it does if it now watches other paths, whose content was never
+ * compared with what they read. Otherwise nothing is sent. */
 void rulestate_take_over(RuleState *s, RuleState *old, uint64_t now);
 
 /* Whether s has no digest yet to measure changes against (a new rule, or a settled rule whose
