@@ -265,7 +265,8 @@ def test_broken_symlink_in_a_watched_directory_is_skipped(pod, workdir, kind, wh
 def test_2gib_sparse_file_is_hashed_in_bounded_memory(pod, workdir):
     conf = etc_file(workdir)
     t = Target(pod, "--comm", "mydaemon")
-    r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon"), settings="debounce: 0\n"))
+    r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon"),
+                                     settings="debounce: 0\nstart_grace: 0\n"))
     settle(r, "app")
     before = kib(r.proc.pid, "VmHWM")
 
@@ -302,7 +303,7 @@ def test_huge_file_does_not_block_the_loop(pod, workdir, kind):
     directory)."""
     conf = etc_file(workdir)
     r = Reloader(pod, workdir, rules(rule("app", [conf.parent], "mydaemon"),
-                                     settings="debounce: 0\n"))
+                                     settings="debounce: 0\nstart_grace: 0\n"))
     settle(r, "app")
     stop = threading.Event()
     grower = None
@@ -595,7 +596,8 @@ def test_target_turning_zombie_while_waiting_for_its_handler(pod, workdir):
     conf = etc_file(workdir)
     t = Target(pod, "--comm", "mydaemon", "--handler-after", "60000")
     r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon"),
-                                     settings="debounce: 50ms\nhandler_wait: 30s\n"))
+                                     settings="debounce: 50ms\nhandler_wait: 30s\n"
+                                              "start_grace: 0\n"))
     settle(r, "app")
     conf.write_text("v2\n")
     r.log.expect("waiting for a signal handler", rule="app")

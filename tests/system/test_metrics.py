@@ -63,7 +63,7 @@ def test_counters_follow_what_happened_and_pass_promtool(pod, workdir):
     r = Reloader(pod, workdir, listen_rules(workdir,
                  rule("ok", ok.root, "good") + rule("none", none.root, "nobody")
                  + rule("bad", bad.root, "nohandler", "handler_wait: 100ms"),
-                 settings="debounce: 500ms\nverify_after: 100ms\n"))
+                 settings="debounce: 500ms\nverify_after: 100ms\nstart_grace: 0\n"))
     addr = address(r)
     for name in ("ok", "none", "bad"):
         r.log.expect("watching", rule=name)

@@ -62,7 +62,8 @@ def test_pid_reused_during_the_handler_wait_is_never_signaled(pod, workdir, mode
     t = Target(pod, "--comm", "mydaemon", "--config", conf, "--handler-after", "60000")
     pid = t.pid
     r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon"),
-                                     settings="debounce: 50ms\nhandler_wait: 20s\n"),
+                                     settings="debounce: 50ms\nhandler_wait: 20s\n"
+                                              "start_grace: 0\n"),
                  prefix=prefix(mode))
     settle(r, "app")
     conf.write_text("v2\n")
@@ -99,7 +100,7 @@ def test_pid_reused_before_the_verify_is_reported_as_exited(pod, workdir, mode):
     t = Target(pod, "--comm", "mydaemon", "--config", conf, "--exit-on-signal")
     pid = t.pid
     r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon"),
-                                     settings="debounce: 50ms\nverify_after: 3s\n"),
+                                     settings="debounce: 50ms\nverify_after: 3s\nstart_grace: 0\n"),
                  prefix=prefix(mode))
     settle(r, "app")
     conf.write_text("v2\n")
@@ -127,7 +128,8 @@ def test_the_kill_fallback_is_really_taken(pod, workdir):
     fds = {}
     for mode in ("pidfd", "kill-fallback"):
         r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon"),
-                                         settings="debounce: 50ms\nhandler_wait: 20s\n"),
+                                         settings="debounce: 50ms\nhandler_wait: 20s\n"
+                                                  "start_grace: 0\n"),
                      prefix=prefix(mode))
         settle(r, "app")
         conf.write_text(f"{mode}\n")

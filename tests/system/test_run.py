@@ -79,7 +79,8 @@ def test_burst_inside_debounce_gives_one_signal_with_the_last_content(pod, workd
     vol = volume(workdir)
     t = Target(pod, "--comm", "mydaemon", "--config", vol.root / "app.conf")
     r = Reloader(pod, workdir, rules(rule("app", [vol.root], "mydaemon"),
-                                     settings="debounce: 1s\nmax_wait: 20s\nverify_after: 0\n"))
+                                     settings="debounce: 1s\nmax_wait: 20s\nverify_after: 0\n"
+                                              "start_grace: 0\n"))
     settle(r, "app")
     for i in range(20):
         vol.write({"app.conf": f"v{i}\n"})
@@ -92,7 +93,8 @@ def test_changes_longer_than_max_wait_signal_by_max_wait_and_after_the_last(pod,
     vol = volume(workdir)
     t = Target(pod, "--comm", "mydaemon", "--config", vol.root / "app.conf")
     r = Reloader(pod, workdir, rules(rule("app", [vol.root], "mydaemon"),
-                                     settings="debounce: 400ms\nmax_wait: 1s\nverify_after: 0\n"))
+                                     settings="debounce: 400ms\nmax_wait: 1s\nverify_after: 0\n"
+                                              "start_grace: 0\n"))
     settle(r, "app")
     end = time.monotonic() + 3
     i = 0

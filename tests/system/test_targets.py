@@ -99,7 +99,7 @@ def test_a_thousand_restarts_leave_memory_and_fds_flat(pod, workdir):
     sup = pod.spawn(["sh", "-c", 'while :; do "$0" "$@"; done', helper("target"),
                      "--comm", "mydaemon", "--exit-on-signal", "--config", conf])
     r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon"),
-                                     settings="debounce: 0\nverify_after: 0\n"),
+                                     settings="debounce: 0\nverify_after: 0\nstart_grace: 0\n"),
                  args=["--log-level", "info"])
     settle(r, "app")
 
