@@ -22,6 +22,7 @@
 
 #include "array.h"
 #include "cleanup.h"
+#include "volume.h"
 
 #define READ_CHUNK   (128 * 1024)
 #define WALK_RETRIES 3
@@ -285,7 +286,7 @@ static int walk_entry(Walk *w, int dirfd, const char *rel)
  * for the kubelet's own use. */
 static bool hidden(const Walk *w, const char *name)
 {
-	return name[0] == '.' && (!w->in_volume || name[1] == '.' || name[1] == '\0');
+	return volume_hidden(name, w->in_volume);
 }
 
 static int walk_names(Walk *w, int fd)
