@@ -37,16 +37,22 @@ void watch_free(Watch *w);
 Source *watch_inotify_source(Watch *w);
 Source *watch_mounts_source(Watch *w);
 
-/* Replaces the paths followed (copied) and arms the watches for them. */
+/* Replaces the paths followed (copied) and arms the watches for them (watches the new paths
+ * share with the old are kept). Returns what watch_arm() returns. */
 int watch_set(Watch *w, const WatchPath *paths, size_t n);
 
-/* Recomputes which directories to watch, adds the new, removes the stale. Problems with single
- * directories go to ops->error; returns the number of watches or -errno when inotify fails. */
+/* Plans every path again and gives every watch its mask again: after events were lost. Problems
+ * with single directories go to ops->error; returns the number of watches, or -ENOMEM. */
 int watch_arm(Watch *w);
 
+/* Plans again only the paths the events read since concern (see watch_read), adding and
+ * removing the watches whose need changed. Returns as watch_arm() does. */
+int watch_update(Watch *w);
+
 /* Reads what the inotify fd holds (one read: call again while it is readable), telling
- * ops->changed. *rearm says the directory structure moved: the caller runs watch_arm() before
- * anything is hashed. An overflow re-arms at once and reports every path. 0 or -errno. */
+ * ops->changed. *rearm says what some path resolves to may have moved: the caller runs
+ * watch_update() before anything is hashed. An overflow re-arms at once and reports every path.
+ * 0 or -errno. */
 int watch_read(Watch *w, bool *rearm);
 
 /* After the mount table changed (a bind mount over a watched directory): re-arm, report all. */
@@ -65,6 +71,14 @@ uint64_t watch_events(const Watch *w);
 /* Whether every directory path (index into the last watch_set) needs is watched; a path that
  * does not exist yet counts when its nearest existing ancestor is. */
 bool watch_path_armed(const Watch *w, size_t i);
+/* The same for every path. */
+bool watch_all_armed(const Watch *w);
+
+/* The watch set as text (malloc'd; NULL without memory): one line per directory, by inode, with
+ * its mask and which path needs it and why, then whether each path is armed. Two Watches on the
+ * same paths and the same tree describe themselves alike, however they got there: the tests'
+ * way of checking an updated set against one planned from scratch. */
+char *watch_dump(const Watch *w);
 
 /* True when path is, or lies in, a mount of its own that looks like a Kubernetes subPath mount
  * (a file mounted alone, or a mount whose root is under volume-subpaths/). */
