@@ -462,7 +462,7 @@ static int settle(Engine *e, bool rearm)
 		}
 		/* Re-armed before anything is hashed: a change made after the digest, in a
 		 * directory that just appeared, then comes as an event rather than going unseen. */
-		if (rearm && (r = watch_arm(e->watch)) < 0)
+		if (rearm && (r = watch_update(e->watch)) < 0)
 			log_error("cannot re-arm the watches", LF_ERRNO(-r));
 		rearm = false;
 		run_due(e);
