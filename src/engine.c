@@ -608,17 +608,15 @@ static char *render_metrics(void *userdata, size_t *len)
 static bool is_ready(void *userdata, const char **why)
 {
 	Engine *e = userdata;
-	size_t n = n_watch_paths(e);
 
 	if (!e->started) {
 		*why = "starting";
 		return false;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (!watch_path_armed(e->watch, i)) {
-			*why = "a directory could not be watched (see the log)";
-			return false;
-		}
+	if (!watch_all_armed(e->watch)) {
+		*why = "a directory could not be watched (see the log)";
+		return false;
+	}
 	return true;
 }
 

@@ -995,11 +995,6 @@ uint64_t watch_events(const Watch *w)
 	return w->events;
 }
 
-bool watch_path_armed(const Watch *w, size_t i)
-{
-	return i < w->n_paths && w->paths[i].armed;
-}
-
 bool watch_all_armed(const Watch *w)
 {
 	return w->n_unarmed == 0;

@@ -68,10 +68,8 @@ size_t watch_count(const Watch *w);
 /* inotify events read so far. */
 uint64_t watch_events(const Watch *w);
 
-/* Whether every directory path (index into the last watch_set) needs is watched; a path that
- * does not exist yet counts when its nearest existing ancestor is. */
-bool watch_path_armed(const Watch *w, size_t i);
-/* The same for every path. */
+/* Whether every directory each path needs is watched; a path that does not exist yet counts
+ * when the directory its missing name would appear in is. */
 bool watch_all_armed(const Watch *w);
 
 /* The watch set as text (malloc'd; NULL without memory): one line per directory, by inode, with
