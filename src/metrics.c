@@ -291,21 +291,11 @@ static void render_process(FILE *f)
 {
 	ProcStat st;
 	char buf[1024];
-	unsigned long long utime, stime, vsize;
-	long rss;
 	long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
 	struct rlimit rl;
 	size_t fds = 0;
 
-	_cleanup_fclose_ FILE *sf = fopen("/proc/self/stat", "re");
-	if (!sf || !fgets(buf, sizeof(buf), sf) || proc_stat_parse(buf, strlen(buf), &st) < 0)
-		return;
-	/* after comm: state(3) ... utime(14) stime(15) ... vsize(23) rss(24) */
-	const char *p = strrchr(buf, ')') + 2;
-	if (sscanf(p,
-		   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
-		   "%*u %llu %ld",
-		   &utime, &stime, &vsize, &rss) != 4)
+	if (proc_read_self(&st) < 0)
 		return;
 	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
 	for (struct dirent *de; d && (de = readdir(d));)
@@ -320,7 +310,8 @@ static void render_process(FILE *f)
 
 	header(f, "process_cpu_seconds_total", "counter",
 	       "Total user and system CPU time spent in seconds.");
-	fprintf(f, "process_cpu_seconds_total %.2f\n", (double)(utime + stime) / (double)tick);
+	fprintf(f, "process_cpu_seconds_total %.2f\n",
+		(double)(st.utime + st.stime) / (double)tick);
 	header(f, "process_open_fds", "gauge", "Number of open file descriptors.");
 	fprintf(f, "process_open_fds %zu\n", fds);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -328,9 +319,9 @@ static void render_process(FILE *f)
 		fprintf(f, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
 	}
 	header(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-	fprintf(f, "process_virtual_memory_bytes %llu\n", vsize);
+	fprintf(f, "process_virtual_memory_bytes %llu\n", st.vsize);
 	header(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-	fprintf(f, "process_resident_memory_bytes %lld\n", (long long)rss * page);
+	fprintf(f, "process_resident_memory_bytes %llu\n", st.rss * (unsigned long long)page);
 	header(f, "process_start_time_seconds", "gauge",
 	       "Start time of the process since unix epoch in seconds.");
 	fprintf(f, "process_start_time_seconds %.2f\n",

@@ -30,21 +30,19 @@ struct ProcEntry {
 	char exe[PATH_MAX];
 };
 
-/* Field n (1-based, as in proc(5)) of the part after comm; p points just past the ')'. The
- * kernel separates fields with exactly one space: a line that does not is refused rather than
- * read with its fields shifted. */
-static const char *stat_field(const char *p, const char *end, int n)
+/* Fields 3 to 24 of stat, as proc(5) numbers them, into f[3..24]; p points just past the ')'
+ * that ends comm. The kernel separates fields with exactly one space: a line that does not is
+ * refused rather than read with its fields shifted. Returns the number of the last field. */
+static int stat_fields(const char *p, const char *end, const char *f[25])
 {
-	for (int field = 2; field < n; field++) {
-		if (p >= end || *p != ' ')
-			return NULL;
-		p++;
-		if (field + 1 == n)
-			return p < end ? p : NULL;
+	int n = 2;
+
+	while (n < 24 && p < end && *p == ' ' && p + 1 < end) {
+		f[++n] = ++p;
 		while (p < end && *p != ' ')
 			p++;
 	}
-	return NULL;
+	return n;
 }
 
 static int parse_ull(const char *p, const char *end, unsigned long long *out)
@@ -79,8 +77,8 @@ static int parse_stat_num(const char *p, const char *end, unsigned long long *ou
 
 int proc_stat_parse(const char *buf, size_t len, ProcStat *out)
 {
-	const char *end = buf + len, *open, *close = NULL;
-	unsigned long long pid, ppid, flags, start;
+	const char *end = buf + len, *open, *close = NULL, *f[25];
+	unsigned long long pid, ppid, flags, utime, stime, start;
 	ProcStat st = { 0 };
 
 	open = memchr(buf, '(', len);
@@ -95,18 +93,23 @@ int proc_stat_parse(const char *buf, size_t len, ProcStat *out)
 		return -EINVAL;
 	memcpy(st.comm, open + 1, (size_t)(close - open - 1));
 
-	const char *p = close + 1;
-	const char *state = stat_field(p, end, 3), *f4 = stat_field(p, end, 4),
-		   *f9 = stat_field(p, end, 9), *f22 = stat_field(p, end, 22);
-	if (!state || *state == ' ' || !f4 || !f9 || !f22 || parse_stat_num(f4, end, &ppid) < 0 ||
-	    parse_stat_num(f9, end, &flags) < 0 || parse_stat_num(f22, end, &start) < 0)
+	int n = stat_fields(close + 1, end, f);
+	if (n < 22 || *f[3] == ' ' || parse_stat_num(f[4], end, &ppid) < 0 ||
+	    parse_stat_num(f[9], end, &flags) < 0 || parse_stat_num(f[14], end, &utime) < 0 ||
+	    parse_stat_num(f[15], end, &stime) < 0 || parse_stat_num(f[22], end, &start) < 0)
 		return -EINVAL;
 	if (pid == 0 || pid > INT_MAX || ppid > INT_MAX || flags > UINT_MAX)
 		return -EINVAL;
+	/* the memory fields only when the line has them whole: a scan needs none of them */
+	if (n < 24 || parse_stat_num(f[23], end, &st.vsize) < 0 ||
+	    parse_stat_num(f[24], end, &st.rss) < 0)
+		st.vsize = st.rss = 0;
 	st.pid = (pid_t)pid;
 	st.ppid = (pid_t)ppid;
-	st.state = *state;
+	st.state = *f[3];
 	st.flags = (unsigned)flags;
+	st.utime = utime;
+	st.stime = stime;
 	st.starttime = start;
 	*out = st;
 	return 0;
@@ -244,6 +247,11 @@ int proc_read_stat(pid_t pid, ProcStat *out)
 
 	snprintf(dir, sizeof(dir), "/proc/%d", (int)pid);
 	return read_stat_at(AT_FDCWD, dir, out);
+}
+
+int proc_read_self(ProcStat *out)
+{
+	return read_stat_at(AT_FDCWD, "/proc/self", out);
 }
 
 int proc_read_status(pid_t pid, ProcStatus *out)

@@ -16,7 +16,9 @@ typedef struct ProcStat {
 	pid_t ppid;
 	char state;
 	unsigned flags;
+	unsigned long long utime, stime; /* CPU time, in clock ticks */
 	unsigned long long starttime; /* clock ticks since boot: with pid, the process's identity */
+	unsigned long long vsize, rss; /* bytes, pages; 0 when the line stops before them */
 	char comm[PROC_COMM_MAX];
 } ProcStat;
 
@@ -36,6 +38,7 @@ int proc_status_parse(const char *buf, size_t len, ProcStatus *out);
 
 /* Read one process's files. -ENOENT/-ESRCH: the process is gone. */
 int proc_read_stat(pid_t pid, ProcStat *out);
+int proc_read_self(ProcStat *out);
 int proc_read_status(pid_t pid, ProcStatus *out);
 
 /* Whether a process whose stat says state Z still runs: its main thread called pthread_exit

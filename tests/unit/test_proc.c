@@ -315,6 +315,26 @@ static void test_status_len(void **state)
 	assert_int_equal(proc_status_parse(buf, strchr(buf, 'f') - buf - 1, &st), -EINVAL);
 }
 
+/* The CPU and memory fields /metrics shows (14, 15, 23, 24): there when the line has them
+ * whole, 0 when it stops before them or inside them, which a scan never needs. */
+static void test_stat_cpu_memory(void **state)
+{
+	char line[1024];
+	ProcStat st;
+	(void)state;
+
+	int n = make_stat(line, sizeof(line), "4242", "a) (b", "S", "17", "0", "98765");
+	assert_int_equal(proc_stat_parse(line, (size_t)n, &st), 0);
+	assert_true(st.utime == 3 && st.stime == 5);
+	assert_true(st.vsize == 8605696 && st.rss == 1184);
+	size_t cut = (size_t)(strstr(line, " 1184 ") - line) + 3; /* inside rss */
+	assert_int_equal(proc_stat_parse(line, cut, &st), 0);
+	assert_true(st.starttime == 98765 && st.vsize == 0 && st.rss == 0);
+	cut = (size_t)(strstr(line, " 8605696 ") - line) + 1; /* right after starttime */
+	assert_int_equal(proc_stat_parse(line, cut, &st), 0);
+	assert_true(st.utime == 3 && st.vsize == 0);
+}
+
 /* The real files of this process parse, and agree with what the kernel says elsewhere. */
 static void test_read_self(void **state)
 {
@@ -329,6 +349,10 @@ static void test_read_self(void **state)
 	assert_string_equal(st.comm, "test_proc");
 	assert_int_equal(proc_read_status(getpid(), &status), 0);
 	assert_int_equal(status.uid, getuid());
+	ProcStat self;
+	assert_int_equal(proc_read_self(&self), 0);
+	assert_int_equal(self.pid, getpid());
+	assert_true(self.vsize > 0 && self.rss > 0);
 	assert_int_equal(proc_read_stat(INT_MAX, &st), -ENOENT);
 	assert_int_equal(proc_read_status(INT_MAX, &status), -ENOENT);
 }
@@ -340,7 +364,8 @@ int main(void)
 		cmocka_unit_test(test_stat_fields),    cmocka_unit_test(test_stat_truncated),
 		cmocka_unit_test(test_stat_malformed), cmocka_unit_test(test_stat_len),
 		cmocka_unit_test(test_status),	       cmocka_unit_test(test_status_forged_line),
-		cmocka_unit_test(test_status_len),     cmocka_unit_test(test_read_self),
+		cmocka_unit_test(test_status_len),     cmocka_unit_test(test_stat_cpu_memory),
+		cmocka_unit_test(test_read_self),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
