@@ -400,24 +400,38 @@ int proc_visit(pid_t pid, ProcVisitFn fn, void *userdata)
 	return fn(e, userdata);
 }
 
+/* Our pid as this /proc numbers it, which is right even if /proc is another namespace's. It
+ * never changes: read once, not at every scan. */
+static int self_pid(pid_t *out)
+{
+	static pid_t self;
+	char buf[16];
+
+	if (!self) {
+		ssize_t n = readlink("/proc/self", buf, sizeof(buf) - 1);
+		if (n < 0)
+			return -errno;
+		buf[n] = '\0';
+		self = parse_pid_name(buf);
+	}
+	*out = self;
+	return 0;
+}
+
 int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info)
 {
 	/* one entry for every scan: no allocation per scan (or per process), no heap to creep */
 	static ProcEntry entry;
 	_cleanup_closedir_ DIR *dir = opendir("/proc");
 	ProcScanInfo scan = { 0 };
-	char self_buf[16];
 	struct dirent *de;
+	pid_t self = 0;
+	int r;
 
 	if (!dir)
 		return -errno;
-	/* Our pid as this /proc numbers it, which is right even if /proc is another namespace's. */
-	ssize_t n = readlink("/proc/self", self_buf, sizeof(self_buf) - 1);
-	if (n < 0)
-		return -errno;
-	self_buf[n] = '\0';
-	pid_t self = parse_pid_name(self_buf);
-
+	if ((r = self_pid(&self)) < 0)
+		return r;
 	while ((errno = 0, de = readdir(dir))) {
 		pid_t pid = parse_pid_name(de->d_name);
 		if (pid <= 0)
@@ -430,7 +444,7 @@ int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info)
 		e->stat_res = e->comm_res = e->uid_res = e->cmdline_res = e->exe_res = 1;
 		snprintf(e->dir, sizeof(e->dir), "%d", (int)pid);
 		scan.visited++;
-		int r = fn ? fn(e, userdata) : 0;
+		r = fn ? fn(e, userdata) : 0;
 		if (r < 0)
 			return r;
 	}
