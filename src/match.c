@@ -301,7 +301,8 @@ bool match_uid(const Matcher *m, uid_t *out)
 	return m->has_uid;
 }
 
-/* 1 if the process matches every key, 0 if not (or it vanished, or its exe is unreadable). */
+/* 1 if the process matches every key, 0 if not (or it vanished); -EACCES if it matches every
+ * key but exe, which it may not read (another uid, and no CAP_SYS_PTRACE). */
 static int match_process(const Matcher *m, ProcEntry *e)
 {
 	const char *s;
@@ -318,8 +319,13 @@ static int match_process(const Matcher *m, ProcEntry *e)
 		return 0;
 	if (m->has_re && (proc_entry_cmdline(e, &s) < 0 || regexec(&m->re, s, 0, NULL, 0) != 0))
 		return 0;
-	if (m->exe && (proc_entry_exe(e, &s) < 0 || fnmatch(m->exe, s, 0) != 0))
-		return 0;
+	if (m->exe) {
+		int r = proc_entry_exe(e, &s);
+		if (r == -EACCES)
+			return r;
+		if (r < 0 || fnmatch(m->exe, s, 0) != 0)
+			return 0;
+	}
 	return 1;
 }
 
@@ -356,17 +362,16 @@ static int add_target(TargetList *l, ProcEntry *e, bool details)
 static int find_visit(ProcEntry *e, void *userdata)
 {
 	FindCtx *ctx = userdata;
-	const char *s;
 
 	for (size_t i = 0; i < ctx->n; i++) {
 		TargetList *l = &ctx->out[i];
-		int r = 0;
-		if (match_process(ctx->m[i], e))
-			r = add_target(l, e, ctx->details);
-		else if (ctx->m[i] && ctx->m[i]->exe && proc_entry_exe(e, &s) == -EACCES)
-			l->exe_denied++;
-		if (r < 0)
+		/* exe is read only for the processes the other keys let through, as matching
+		 * does: a readlink for every process of the scan would say nothing more */
+		int r = match_process(ctx->m[i], e);
+		if (r > 0 && (r = add_target(l, e, ctx->details)) < 0)
 			return r;
+		if (r == -EACCES)
+			l->exe_denied++;
 	}
 	return 0;
 }
@@ -432,7 +437,7 @@ static int pid_visit(ProcEntry *e, void *userdata)
 	const PidCtx *c = userdata;
 	const ProcStat *st;
 
-	if (!match_process(c->m, e) || !(st = proc_entry_stat(e)))
+	if (match_process(c->m, e) <= 0 || !(st = proc_entry_stat(e)))
 		return 0;
 	return st->starttime == c->starttime;
 }

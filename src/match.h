@@ -45,7 +45,9 @@ typedef struct Target {
 typedef struct TargetList {
 	Target *v;
 	size_t n, cap;
-	size_t exe_denied; /* processes whose exe could not be read (another uid, no ptrace) */
+	/* processes every other key lets through whose exe could not be read (another uid, no
+	 * ptrace) */
+	size_t exe_denied;
 	ProcScanInfo scan;
 } TargetList;
 

@@ -238,6 +238,22 @@ def test_exe_of_another_uid_without_ptrace(pod, workdir):
     assert pid > 1
 
 
+def test_exe_is_read_only_where_the_other_keys_match(pod, workdir):
+    """exe costs a readlink a process: it is read only for the processes the other keys let
+    through, so another uid's process of another comm is neither read nor said unreadable."""
+    start_target(pod, "--comm", "other")  # root's: its exe is unreadable to UID
+    path = rules_file(workdir, '  - {name: exe, paths: [/a], match: {comm: app, exe: "*"}}\n')
+    path.parent.chmod(0o755)
+    path.chmod(0o644)
+    code, out, err = pod.run(["setpriv", "--reuid", str(UID), "--regid", str(UID),
+                              "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+                              BIN, "match", "-c", path])
+    assert code == 0, err
+    assert parse(out) == []
+    assert "rule exe matches none of the 1 process visible here" in err
+    assert "unreadable" not in err
+
+
 def test_one_rule(pod, workdir):
     a, _ = start_target(pod, "--comm", "alpha")
     start_target(pod, "--comm", "beta")
