@@ -960,21 +960,18 @@ int watch_read(Watch *w, bool *rearm)
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && errno != EAGAIN)
 		return -errno;
-	if (n > 0) {
-		int r = watch_parse_events(buf, (size_t)n, dispatch_event, &rs);
-		if (r < 0)
-			return r;
-	}
+	int r = n > 0 ? watch_parse_events(buf, (size_t)n, dispatch_event, &rs) : 0;
 	if (rs.overflow) {
 		/* Events were lost: only a full re-arm and re-evaluation are safe. */
 		if (w->ops.overflow)
 			w->ops.overflow(w->ops.userdata);
-		int r = watch_arm(w);
+		int a = watch_arm(w);
 		report_all(w, IN_Q_OVERFLOW);
-		return r < 0 ? r : 0;
+		return r < 0 ? r : a < 0 ? a : 0;
 	}
+	/* also after a broken record: the events before it made their paths dirty */
 	*rearm = w->n_dirty > 0;
-	return 0;
+	return r;
 }
 
 int watch_mounts_changed(Watch *w)
