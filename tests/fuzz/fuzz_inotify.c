@@ -10,7 +10,9 @@
  *    with a symlink loop, a file, a missing path), so its table holds the real wds; a pipe
  *    holding the records is dup2()ed onto the inotify fd's number, watch_read() reads it as if
  *    the kernel had written it (dispatch, the re-arm decision, overflow), and the real inotify fd
- *    is put back and the table re-armed (the kernel kept the watches: same wds). */
+ *    is put back. The paths the records made dirty are planned again (watch_update), and since
+ *    the tree did not change, the set must be the one a Watch planned from scratch makes, however
+ *    false the records were (a watch said gone that the kernel kept, a directory said moved). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sanitizer/common_interface_defs.h>
@@ -122,6 +124,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static Watch *w;
 static int real_fd = -1; /* a dup of the Watch's inotify fd, put back after each input */
+static char *planned; /* the set planned from scratch */
 
 static void arm(void)
 {
@@ -133,6 +136,8 @@ static void arm(void)
 	FUZZ_CHECK(watch_new(&ops, &w) == 0, "watch_new");
 	int armed = watch_set(w, wp, N_PATHS);
 	FUZZ_CHECK(armed > 0, "watch_set: %d", armed);
+	planned = watch_dump(w);
+	FUZZ_CHECK(planned, "watch_dump");
 	real_fd = fcntl(watch_inotify_source(w)->fd, F_DUPFD_CLOEXEC, 100);
 	FUZZ_CHECK(real_fd >= 0, "dup");
 }
@@ -229,8 +234,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(changed >= N_PATHS, "an overflow reported %zu of %d paths", changed, N_PATHS);
 
 	close(pipefd[1]);
-	/* the real inotify fd back, and the table as the next input expects it */
+	/* the real inotify fd back: the paths made dirty are planned again on the real tree */
 	FUZZ_CHECK(dup2(real_fd, fd) == fd, "dup2 back");
+	if (overflows) /* its re-arm ran on the pipe: again, on the real fd */
+		FUZZ_CHECK(watch_arm(w) > 0, "re-arm");
+	else if (rearm)
+		FUZZ_CHECK(watch_update(w) > 0, "update");
+	char *now = watch_dump(w);
+	FUZZ_CHECK(now && strcmp(now, planned) == 0, "updated set:\n%s\nplanned from scratch:\n%s",
+		   now, planned);
+	free(now);
 	FUZZ_CHECK(watch_arm(w) > 0, "re-arm");
 	return 0;
 }
