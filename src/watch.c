@@ -308,7 +308,7 @@ static int need_add(Watch *w, uint32_t i, const char *dir, dev_t dev, ino_t ino,
 	if (name) {
 		size_t len = strlen(name) + 1;
 		while (ps->names_len + len > ps->names_cap) {
-			size_t cap = ps->names_cap ? ps->names_cap * 2 : 64;
+			size_t cap = ps->names_cap ? ps->names_cap * 2 : 16;
 			char *v = realloc(ps->names, cap);
 			if (!v)
 				return -ENOMEM;
@@ -663,6 +663,23 @@ static void sync_dirs(Watch *w)
 	w->n_touched = 0;
 }
 
+/* Gives back what path i's arrays hold beyond its needs: thousands of paths are kept between
+ * events, each planned once, and most need no more than a handful of directories. */
+static void needs_fit(PathState *ps)
+{
+	Need *v = ps->n < ps->cap ? reallocarray(ps->v, ps->n ? ps->n : 1, sizeof(*v)) : NULL;
+	char *names = ps->names_len < ps->names_cap ? realloc(ps->names, ps->names_len + 1) : NULL;
+
+	if (v) {
+		ps->v = v;
+		ps->cap = ps->n ? ps->n : 1;
+	}
+	if (names) {
+		ps->names = names;
+		ps->names_cap = ps->names_len + 1;
+	}
+}
+
 /* Plans the paths in round again: their old needs dropped, the new recorded. Without memory,
  * the path half planned and those not reached are left dirty. */
 static int plan_round(Watch *w, const uint32_t *round, size_t n)
@@ -674,6 +691,7 @@ static int plan_round(Watch *w, const uint32_t *round, size_t n)
 		if (r == -ENOMEM)
 			return r;
 		w->paths[i].dirty = false;
+		needs_fit(&w->paths[i]);
 		if (r < 0)
 			report_error(w, i, w->paths[i].path, r);
 	}
