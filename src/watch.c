@@ -1093,6 +1093,29 @@ static void unescape_octal(char *s)
 	*o = '\0';
 }
 
+/* The root and the mount point of a mountinfo line ("id parent major:minor root mountpoint
+ * ..."), cut out in place and unescaped; false for a line without them. Not sscanf: this runs
+ * for every line and every rule path at start-up. */
+static bool mount_fields(char *line, char **root, char **mnt)
+{
+	char *p = line;
+
+	for (int i = 0; i < 3; i++) {
+		if (!(p = strchr(p, ' ')))
+			return false;
+		p++;
+	}
+	*root = p;
+	if (!(p = strchr(p, ' ')))
+		return false;
+	*p++ = '\0';
+	*mnt = p;
+	p[strcspn(p, " \n")] = '\0';
+	unescape_octal(*root);
+	unescape_octal(*mnt);
+	return true;
+}
+
 bool watch_subpath_mount(const char *path)
 {
 	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -1105,12 +1128,9 @@ bool watch_subpath_mount(const char *path)
 		return false;
 	bool is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 	while (!found && getline(&line, &size, f) > 0) {
-		char root[PATH_MAX], mnt[PATH_MAX];
-		/* id parent major:minor root mountpoint ... */
-		if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) != 2)
+		char *root, *mnt;
+		if (!mount_fields(line, &root, &mnt))
 			continue;
-		unescape_octal(root);
-		unescape_octal(mnt);
 		size_t mlen = strlen(mnt);
 		bool at = strcmp(mnt, path) == 0;
 		bool under =
