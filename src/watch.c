@@ -307,14 +307,9 @@ static int need_add(Watch *w, uint32_t i, const char *dir, dev_t dev, ino_t ino,
 	uint32_t off = NO_NAME;
 	if (name) {
 		size_t len = strlen(name) + 1;
-		while (ps->names_len + len > ps->names_cap) {
-			size_t cap = ps->names_cap ? ps->names_cap * 2 : 16;
-			char *v = realloc(ps->names, cap);
-			if (!v)
+		while (ps->names_len + len > ps->names_cap)
+			if (ARRAY_RESERVE(ps->names, ps->names_cap, ps->names_cap) < 0)
 				return -ENOMEM;
-			ps->names = v;
-			ps->names_cap = cap;
-		}
 		off = (uint32_t)ps->names_len;
 		memcpy(ps->names + off, name, len);
 		ps->names_len += len;
@@ -415,11 +410,31 @@ static int cursor_up(Cursor *c)
 	return 0;
 }
 
+/* rest becomes the target of the symlink at full, then what followed it (after, which lies
+ * inside rest); an absolute target starts again at the root. */
+static int follow(const Planner *p, Cursor *cur, const char *full, char rest[PATH_MAX],
+		  const char *after)
+{
+	char target[PATH_MAX];
+	ssize_t len = readlink(full, target, sizeof(target) - 1);
+
+	if (len < 0)
+		return -errno;
+	size_t tail = strlen(after);
+	if ((size_t)len + tail >= PATH_MAX)
+		return -ENAMETOOLONG;
+	memmove(rest + len, after, tail + 1);
+	memcpy(rest, target, (size_t)len);
+	if (target[0] == '/')
+		cursor_root(p, cur);
+	return 0;
+}
+
 /* Resolves rest from the directory cur as the kernel would, recording what each lookup needs
  * watched; cur ends where the resolution does (a directory, or the file's path). */
 static int resolve(Planner *p, Cursor *cur, const char *rest_in, Kind *kind)
 {
-	char rest[PATH_MAX], full[PATH_MAX], target[PATH_MAX], name[NAME_MAX + 1];
+	char rest[PATH_MAX], full[PATH_MAX], name[NAME_MAX + 1];
 	int links = 0, r;
 	struct stat st;
 
@@ -476,17 +491,8 @@ static int resolve(Planner *p, Cursor *cur, const char *rest_in, Kind *kind)
 		if (S_ISLNK(st.st_mode)) {
 			if (++links > MAX_SYMLINKS)
 				return -ELOOP;
-			ssize_t len = readlink(full, target, sizeof(target) - 1);
-			if (len < 0)
-				return -errno;
-			target[len] = '\0';
-			size_t tail = strlen(after);
-			if ((size_t)len + tail >= sizeof(rest))
-				return -ENAMETOOLONG;
-			memmove(rest + len, after, tail + 1); /* after lies inside rest */
-			memcpy(rest, target, (size_t)len);
-			if (target[0] == '/')
-				cursor_root(p, cur);
+			if ((r = follow(p, cur, full, rest, after)) < 0)
+				return r;
 			continue;
 		}
 		if (!last)
