@@ -1,7 +1,8 @@
 """The Helm chart (charts/sigreload), checked with real tools, offline.
 
 helm (lint --strict, template) renders the chart with its defaults, with the values files in
-tests/chart/ and through a parent chart (tests/chart/parent/) that uses only the named templates.
+tests/chart/ and through a parent chart (tests/chart/parent/) that uses only the named templates,
+with sigreload as a native sidecar (the default) and as an ordinary container.
 Every rendered document is checked against the Kubernetes API schemas twice over
 (tests/tools/k8s-validate.js: kubernetes-models' validate() for types, enums, required fields and
 quantities; `tsc --noEmit` for unknown fields), the rule file the chart renders goes through
@@ -43,6 +44,14 @@ VALUES_CASES = {
     "service-monitor": "service-monitor.yaml",
     "json-logs": "json-logs.yaml",
     "custom-rules": "custom-rules.yaml",
+    "ordinary-container": "ordinary-container.yaml",
+    "podman": "podman.yaml",
+}
+
+# The parent chart, as its values.yaml has it (a native sidecar) and with sidecar.native false.
+PARENT_CASES = {
+    "parent": [],
+    "parent-ordinary": ["--set", "sigreload.sidecar.native=false"],
 }
 
 # The least privilege of each security mode (README.md "Security modes"); the chart must render
@@ -145,12 +154,16 @@ def parent_dir():
 
 
 @functools.lru_cache(maxsize=None)
-def render_parent():
-    return helm("template", "app", parent_dir(), "-n", NAMESPACE).stdout
+def render_parent(case="parent"):
+    return helm("template", "app", parent_dir(), "-n", NAMESPACE, *PARENT_CASES[case]).stdout
+
+
+def manifest(case):
+    return render_parent(case) if case in PARENT_CASES else render(case)
 
 
 def docs(case):
-    return parse(render_parent() if case == "parent" else render(case))
+    return parse(manifest(case))
 
 
 def find(documents, kind, name=None):
@@ -160,7 +173,14 @@ def find(documents, kind, name=None):
 
 
 def containers(deployment):
-    return {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
+    """Every container of the pod, init containers first, by name."""
+    pod = deployment["spec"]["template"]["spec"]
+    return {c["name"]: c for c in pod.get("initContainers", []) + pod["containers"]}
+
+
+def names(deployment, key):
+    """The names in the pod's `containers` or `initContainers`, in order."""
+    return [c["name"] for c in deployment["spec"]["template"]["spec"].get(key, [])]
 
 
 def rule_file(documents, name):
@@ -211,7 +231,7 @@ def broken_cases():
 @functools.lru_cache(maxsize=None)
 def validation():
     """Every case and the broken manifests in one run of the checker (one tsc run: fast)."""
-    cases = {case: docs(case) for case in [*VALUES_CASES, "parent"]}
+    cases = {case: docs(case) for case in [*VALUES_CASES, *PARENT_CASES]}
     cases.update(broken_cases())
     return validate(cases)
 
@@ -240,7 +260,7 @@ def test_helm_lint_strict_parent():
     assert "1 chart(s) linted, 0 chart(s) failed" in p.stdout
 
 
-@pytest.mark.parametrize("case", [*VALUES_CASES, "parent"])
+@pytest.mark.parametrize("case", [*VALUES_CASES, *PARENT_CASES])
 def test_rendered_manifests_match_kubernetes_schemas(case):
     need_tools()
     documents = docs(case)
@@ -291,14 +311,13 @@ def test_yamllint_chart_files():
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-@pytest.mark.parametrize("case", [*VALUES_CASES, "parent"])
+@pytest.mark.parametrize("case", [*VALUES_CASES, *PARENT_CASES])
 def test_yamllint_rendered_manifests_and_rule_file(case, tmp_path):
     """Rendered YAML is clean (no duplicate keys, which PyYAML and some clients silently merge),
     and so is the rule file inside its ConfigMap."""
     need_tools()
-    manifest = render_parent() if case == "parent" else render(case)
-    rules = rule_file(docs(case), "app-sigreload" if case == "parent" else "demo-sigreload-rules")
-    (tmp_path / "manifest.yaml").write_text(manifest)
+    rules = rule_file(docs(case), "app-sigreload" if case in PARENT_CASES else "demo-sigreload-rules")
+    (tmp_path / "manifest.yaml").write_text(manifest(case))
     (tmp_path / "sigreload.yaml").write_text(rules)
     p = run(["yamllint", "-s", "-c", YAMLLINT_CONFIG, tmp_path / "manifest.yaml", tmp_path / "sigreload.yaml"],
             check=False)
@@ -324,8 +343,10 @@ def test_defaults_nginx_with_sigreload_in_one_pod(tmp_path):
     pod = deployment["spec"]["template"]["spec"]
     assert pod["shareProcessNamespace"] is True
     assert pod["automountServiceAccountToken"] is False
+    # A native sidecar: an init container that keeps running, before the app.
+    assert names(deployment, "initContainers") == ["sigreload"]
+    assert names(deployment, "containers") == ["nginx"]
     c = containers(deployment)
-    assert list(c) == ["nginx", "sigreload"]
     assert c["nginx"]["image"] == "nginx:1.27"
     assert deployment["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == "nginx"
 
@@ -337,6 +358,11 @@ def test_defaults_nginx_with_sigreload_in_one_pod(tmp_path):
     assert s["ports"] == [{"name": "sigreload", "containerPort": 9533, "protocol": "TCP"}]
     assert s["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "sigreload"}
     assert s["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "sigreload"}
+    assert s["restartPolicy"] == "Always"
+    # The kubelet starts the app once this passes: once every watch is armed.
+    assert s["startupProbe"] == {"httpGet": {"path": "/readyz", "port": "sigreload"}, "initialDelaySeconds": 0,
+                                 "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 60}
+    assert "restartPolicy" not in c["nginx"]
     # Default: killCapability, because nginx's master runs as root.
     assert s["securityContext"] == KILL_CAPABILITY_CONTEXT
     assert s["resources"] == {"requests": {"cpu": "5m", "memory": "4Mi"}, "limits": {"memory": "32Mi"}}
@@ -375,6 +401,33 @@ def test_defaults_nginx_with_sigreload_in_one_pod(tmp_path):
     assert all(labels.get(k) == v for k, v in metrics["spec"]["selector"].items())
     app_svc = find(documents, "Service", "demo-sigreload")
     assert app_svc["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_ordinary_container_mode_puts_sigreload_beside_the_app():
+    """sidecar.native false, for clusters without native sidecars: the same container, among
+    the app's containers, without restartPolicy (which the API refuses there)."""
+    need_tools()
+    deployment = find(docs("ordinary-container"), "Deployment")
+    assert "initContainers" not in deployment["spec"]["template"]["spec"]
+    assert names(deployment, "containers") == ["nginx", "sigreload"]
+    s = containers(deployment)["sigreload"]
+    assert "restartPolicy" not in s
+    native = containers(find(docs("defaults"), "Deployment"))["sigreload"]
+    assert {k: v for k, v in native.items() if k != "restartPolicy"} == s
+
+
+def test_native_sidecar_is_refused_before_kubernetes_1_29():
+    """An API server without native sidecars drops restartPolicy from the init container, which
+    then never completes: the app would never start. The chart says so instead."""
+    need_tools()
+    p = helm("template", RELEASE, CHART, "--kube-version", "1.28.9", check=False)
+    assert p.returncode != 0
+    assert ("sidecar.native needs Kubernetes 1.29 or later (native sidecars; v1.28.9 would drop the init "
+            "container's restartPolicy and never start the app): set sidecar.native=false") in p.stderr, p.stderr
+    p = helm("template", RELEASE, CHART, "--kube-version", "1.28.9", "--set", "sidecar.native=false")
+    assert names(find(parse(p.stdout), "Deployment"), "containers") == ["nginx", "sigreload"]
+    p = helm("template", RELEASE, CHART, "--kube-version", "1.29.0")
+    assert names(find(parse(p.stdout), "Deployment"), "initContainers") == ["sigreload"]
 
 
 def test_app_version_constant_matches_chart_yaml():
@@ -447,17 +500,26 @@ def test_custom_rules_reach_sigreload_unchanged(tmp_path):
     assert {"name": "app-config", "mountPath": "/etc/app", "readOnly": True} in mounts
 
 
-def test_parent_chart_adds_the_sidecar_with_the_named_templates_only(tmp_path):
+@pytest.mark.parametrize("case", PARENT_CASES)
+def test_parent_chart_adds_the_sidecar_with_the_named_templates_only(case, tmp_path):
     need_tools()
-    documents = docs("parent")
+    documents = docs(case)
     # Only the parent's own objects: standalone: false renders none of sigreload's.
     assert sorted((d["kind"], d["metadata"]["name"]) for d in documents) == [
         ("ConfigMap", "app-config"), ("ConfigMap", "app-sigreload"), ("Deployment", "app")]
     deployment = find(documents, "Deployment")
     assert deployment["spec"]["template"]["spec"]["shareProcessNamespace"] is True
     c = containers(deployment)
-    assert list(c) == ["myapp", "sigreload"]
     s = c["sigreload"]
+    if case == "parent":  # a native sidecar
+        assert names(deployment, "initContainers") == ["sigreload"]
+        assert names(deployment, "containers") == ["myapp"]
+        assert s["restartPolicy"] == "Always"
+    else:
+        assert "initContainers" not in deployment["spec"]["template"]["spec"]
+        assert names(deployment, "containers") == ["myapp", "sigreload"]
+        assert "restartPolicy" not in s
+    assert s["startupProbe"]["httpGet"] == {"path": "/readyz", "port": "sigreload"}
     # The image tag is sigreload's appVersion, not the parent's (2.3.4).
     assert s["image"] == "ghcr.io/sigreload/sigreload:0.1.0"
     assert s["args"][-4:] == ["--log-format", "json", "--log-level", "info"]
@@ -503,7 +565,11 @@ SCHEMA_ERRORS = [
     ({"runAsUser": "65532"}, "runAsUser: Invalid type. Expected: integer, given: string"),
     ({"runAsUser": 0}, "runAsUser: Must be greater than or equal to 1"),
     ({"metrics": {"servicemonitor": {"enabled": True}}}, "metrics: Additional property servicemonitor is not allowed"),
-    ({"sidecar": {}}, "(root): Additional property sidecar is not allowed"),
+    ({"sidekick": {}}, "(root): Additional property sidekick is not allowed"),
+    ({"sidecar": {"native": "yes"}}, "sidecar.native: Invalid type. Expected: boolean, given: string"),
+    ({"sidecar": {"native": True, "initContainer": True}}, "sidecar: Additional property initContainer is not allowed"),
+    ({"probes": {"startup": {"enabled": True, "periodSeconds": 0}}},
+     "probes.startup.periodSeconds: Must be greater than or equal to 1"),
     ({"metrics": {"port": 70000}}, "metrics.port: Must be less than or equal to 65535"),
     ({"settings": {"debounce": "5 seconds"}}, "settings.debounce: Does not match pattern '^(0|[0-9]+(ms|s|m|h))$'"),
     ({"settings": {"resync": 30}}, "settings.resync: settings.resync must be one of the following: 0"),
@@ -605,7 +671,8 @@ def test_a_rule_file_sigreload_rejects_fails_the_check(tmp_path):
 
 
 # Values documented as one row (their keys are Kubernetes fields or file names).
-OPAQUE = ("resources", "probes.liveness", "probes.readiness", "app.config.files", "app.readinessProbe")
+OPAQUE = ("resources", "probes.liveness", "probes.readiness", "probes.startup", "app.config.files",
+          "app.readinessProbe")
 
 
 def test_readme_documents_every_value():

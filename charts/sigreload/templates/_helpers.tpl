@@ -5,10 +5,16 @@ Every input comes through a dict; none reads .Values, .Chart or .Release, so the
 from this chart and from a parent chart (which gets this chart as a dependency and passes its
 `.Values.sigreload`). README.md "Adding the sidecar to your own chart" shows a whole example.
 
-  sigreload.container   one container (a YAML list item) for the pod's `containers:`
-      values      required  this chart's values (image, securityMode, runAsUser, runAsGroup,
-                            logFormat, logLevel, dryRun, extraArgs, rules, metrics, probes,
-                            resources); in a parent: .Values.sigreload
+  sigreload.container   one container (a YAML list item): for the pod's `initContainers:` when
+                        it is a native sidecar (values.sidecar.native, the default), for its
+                        `containers:` otherwise. The caller puts it in the right list: a
+                        native sidecar among `containers:` is refused by the API server, an
+                        ordinary one among `initContainers:` never ends and the app never starts.
+      values      required  this chart's values (image, sidecar, securityMode, runAsUser,
+                            runAsGroup, logFormat, logLevel, dryRun, extraArgs, rules, metrics,
+                            probes, resources); in a parent: .Values.sigreload
+      native      optional  true or false: overrides values.sidecar.native (a parent chart with
+                            pods of both kinds)
       watch       required  list of {volume, mountPath}: the pod's volumes holding the files the
                             rules watch (the app's ConfigMaps/Secrets), mounted read-only at
                             the same paths as in the app container. No subPath: Kubernetes
@@ -22,7 +28,7 @@ from this chart and from a parent chart (which gets this chart as a dependency a
       values      required  as above (settings, rules, metrics)
       name        required  its metadata.name
       labels      optional  a dict of labels
-  sigreload.ruleFile    only the rule file's text (SPEC §2), from values.settings, values.rules
+  sigreload.ruleFile    only the rule file's text (sigreload.yaml(5)), from values.settings, values.rules
                         and values.metrics
       values      required  as above
 
@@ -147,9 +153,15 @@ what is mounted in its own container. */}}
 {{- end -}}
 {{- include "sigreload.checkPaths" (dict "values" $v "watch" $watch) -}}
 {{- $tag := toString ($v.image.tag | default (include "sigreload.appVersion" .)) -}}
+{{- $native := ternary .native $v.sidecar.native (hasKey . "native") -}}
 - name: {{ .name | default "sigreload" }}
   image: {{ printf "%s:%s" $v.image.repository $tag | quote }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
+  {{- if $native }}
+  # A native sidecar (an init container that keeps running): started before the app, which
+  # waits for its startup probe; stopped after the app.
+  restartPolicy: Always
+  {{- end }}
   args:
     - run
     - -c
@@ -181,6 +193,15 @@ what is mounted in its own container. */}}
   {{- with $v.probes.readiness }}
   {{- if .enabled }}
   readinessProbe:
+    httpGet:
+      path: /readyz
+      port: sigreload
+    {{- toYaml (omit . "enabled") | nindent 4 }}
+  {{- end }}
+  {{- end }}
+  {{- with $v.probes.startup }}
+  {{- if .enabled }}
+  startupProbe:
     httpGet:
       path: /readyz
       port: sigreload
