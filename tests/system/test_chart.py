@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -401,6 +402,20 @@ def test_defaults_nginx_with_sigreload_in_one_pod(tmp_path):
     assert all(labels.get(k) == v for k, v in metrics["spec"]["selector"].items())
     app_svc = find(documents, "Service", "demo-sigreload")
     assert app_svc["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_chart_is_apache_2_0_licensed():
+    """The chart's metadata and its package say the licence: the LICENSE file (helm packages it)
+    is the project's, and the annotation chart indexes read names it."""
+    need_tools()
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["annotations"]["artifacthub.io/license"] == "Apache-2.0"
+    assert (CHART / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
+    assert "Apache License\n                           Version 2.0" in (ROOT / "LICENSE").read_text()
+    out = scratch() / "package"
+    helm("package", CHART, "-d", out)
+    with tarfile.open(out / "sigreload-0.1.0.tgz") as tgz:
+        assert tgz.extractfile("sigreload/LICENSE").read() == (ROOT / "LICENSE").read_bytes()
 
 
 def test_ordinary_container_mode_puts_sigreload_beside_the_app():
