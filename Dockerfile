@@ -1,34 +1,128 @@
-# sigreload's image: one static binary FROM scratch, non-root, no shell.
+# sigreload's image: one static binary FROM scratch, non-root, no shell, for amd64 and arm64.
 #
-#   podman build --pull=never -t sigreload .      (or docker build; tests/system/test_image.py)
+#   make image                                    (reads the machine's Debian mirror; see below)
+#   make image-multiarch                          (an amd64 + arm64 manifest list)
+#   podman build --pull=never --platform linux/arm64 -t sigreload:arm64 .
+#
+# The build stages always run on the build machine's own architecture (FROM --platform=
+# $BUILDPLATFORM) and cross-compile for TARGETARCH with Debian's cross gcc and the target's -dev
+# packages through multiarch: an arm64 image is built on amd64 without emulating anything.
+#
+# Debian mirror: DEBIAN_MIRROR (and DEBIAN_SECURITY_MIRROR) replace the base image's apt sources;
+# `make image` reads them from the build machine's own apt sources (tests/tools/apt_mirror.py),
+# so builds work wherever that machine's apt works. Without them the base image's own sources
+# are used. This file names no host.
 #
 # The base is `debian:bookworm-slim` by tag: the release that the build machines and CI run, so
-# the packages and the libmicrohttpd source match what the tests link against. A digest or a
-# dated tag cannot be resolved on the offline build machines (tests/tools/base-image.sh makes the
+# the packages and the library sources match what the tests link against. A digest or a dated
+# tag cannot be resolved on the offline build machines (tests/tools/base-image.sh makes the
 # image there with debootstrap); where a registry is reachable, pin the digest for reproducible
 # release builds: `FROM debian:bookworm-slim@sha256:...`.
+#
+# Licences: NOTICE lists what is linked into the binary and how to rebuild it with a modified
+# library (the LGPL's relinking right): edit the library's source in the `deps` stage below.
 
-# ---- build: a static binary (glibc, libcrypto, libyaml, libseccomp, libmicrohttpd) -----------
-FROM debian:bookworm-slim AS build
-
+# ---- toolchain: build-machine tools, the target's -dev packages, the libraries' sources ------
+# podman 4.3 (buildah 1.28, Debian 12's) does not set BUILDPLATFORM: then the build machine is
+# taken to be amd64 (`make image` passes the real one); newer podman and docker buildx set it.
+FROM --platform=${BUILDPLATFORM:-linux/amd64} debian:bookworm-slim AS toolchain
+ARG TARGETARCH
+ARG DEBIAN_MIRROR
+ARG DEBIAN_SECURITY_MIRROR
 WORKDIR /usr/src
-# libmicrohttpd from Debian's own source, without HTTPS: Debian's static libmicrohttpd.a needs
-# GnuTLS, of which Debian ships no static archive, and sigreload serves plain-HTTP /metrics only.
-# A layer of its own, independent of sigreload's source, so that it stays cached.
-# Packages are not pinned to versions: bookworm's are fixed but for security updates, wanted here.
+# The apt sources gain deb-src entries: libmicrohttpd and curl are built from Debian's own
+# source packages below. Packages are not pinned to versions: bookworm's are fixed but for
+# security updates, wanted here.
 # linter ignore=ER0012
-RUN printf '%s\n' 'Types: deb-src' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm' \
-        'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' \
-        > /etc/apt/sources.list.d/debian-src.sources \
-    && apt-get update \
-    && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config dpkg-dev \
-        libyaml-dev libssl-dev libseccomp-dev libcap2-bin \
-    && apt-get source libmicrohttpd \
-    && env -C libmicrohttpd-*/ ./configure --prefix=/opt/mhd --disable-https --enable-static \
-        --disable-shared --disable-doc --disable-examples --disable-curl --disable-dauth --disable-postprocessor \
-    && make -C libmicrohttpd-*/ -j"$(nproc)" install \
-    && rm -rf /usr/src/* /var/lib/apt/lists/*
+RUN set -e; \
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg; \
+    if [ -n "$DEBIAN_MIRROR" ]; then \
+        rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*; \
+        printf 'Types: deb deb-src\nURIs: %s\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: %s\n' \
+            "$DEBIAN_MIRROR" "$keyring" > /etc/apt/sources.list.d/debian.sources; \
+        if [ -n "$DEBIAN_SECURITY_MIRROR" ]; then \
+            printf '\nTypes: deb deb-src\nURIs: %s\nSuites: bookworm-security\nComponents: main\nSigned-By: %s\n' \
+                "$DEBIAN_SECURITY_MIRROR" "$keyring" >> /etc/apt/sources.list.d/debian.sources; \
+        fi; \
+    elif grep -qs '^Types: deb$' /etc/apt/sources.list.d/*.sources; then \
+        sed -i 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/*.sources; \
+    elif grep -qs '^deb ' /etc/apt/sources.list; then \
+        sed -i 'p; s/^deb /deb-src /' /etc/apt/sources.list; \
+    else \
+        echo "error: no Debian mirror: the base image has no package sources and DEBIAN_MIRROR" \
+            "is not set; pass --build-arg DEBIAN_MIRROR=URL (make image reads it from the build" \
+            "machine's own sources)" >&2; \
+        exit 1; \
+    fi; \
+    arch=$TARGETARCH; \
+    case "$arch" in \
+        amd64) triplet=x86_64-linux-gnu; cc=gcc-x86-64-linux-gnu ;; \
+        arm64) triplet=aarch64-linux-gnu; cc=gcc-aarch64-linux-gnu ;; \
+        *) echo "error: TARGETARCH '$arch' is not built here: amd64 or arm64" >&2; exit 1 ;; \
+    esac; \
+    libc="libc6-dev:$arch"; \
+    if [ "$arch" = "$(dpkg --print-architecture)" ]; then \
+        cc=gcc; libc=libc6-dev; \
+    else \
+        dpkg --add-architecture "$arch"; \
+    fi; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends "$cc" "$libc" make pkg-config dpkg-dev libcap2-bin \
+        "libyaml-dev:$TARGETARCH" "libssl-dev:$TARGETARCH" "libseccomp-dev:$TARGETARCH" \
+        "libc-ares-dev:$TARGETARCH"; \
+    apt-get source --download-only libmicrohttpd curl; \
+    rm -rf /var/lib/apt/lists/*; \
+    echo "$triplet" > /etc/sigreload-target
 
+# ---- deps: libmicrohttpd and libcurl, static, for the target ---------------------------------
+# Each from Debian's source package (its patches applied by dpkg-source), configured for the
+# target with the cross compiler. PKG_CONFIG_LIBDIR makes pkg-config see the target's .pc files
+# only (bookworm's pkgconf has no cross pkg-config wrappers).
+FROM toolchain AS deps
+# libmicrohttpd without HTTPS: Debian's static libmicrohttpd.a needs GnuTLS, of which Debian
+# ships no static archive, and sigreload serves plain-HTTP /metrics only.
+RUN triplet=$(cat /etc/sigreload-target) \
+    && export PKG_CONFIG_LIBDIR="/usr/lib/$triplet/pkgconfig:/usr/share/pkgconfig" \
+    && dpkg-source -x libmicrohttpd_*.dsc mhd \
+    && env -C mhd ./configure --host="$triplet" --build="$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" \
+        --prefix=/opt/deps --enable-static --disable-shared --disable-https --disable-doc \
+        --disable-examples --disable-curl --disable-dauth --disable-postprocessor \
+    && make -C mhd -j"$(nproc)" install \
+    && install -D -m 0644 mhd/debian/copyright /opt/deps/share/doc/libmicrohttpd.copyright \
+    && dpkg-parsechangelog -l mhd/debian/changelog -S Version > /opt/deps/share/doc/libmicrohttpd.version \
+    && rm -rf mhd
+
+# libcurl with HTTP and HTTPS (OpenSSL) only, and c-ares for DNS: the threaded resolver would
+# start a thread per lookup, and sigreload runs one thread; c-ares answers on a socket that the
+# event loop polls like any other. No other protocol, no compression, no IDN, no HTTP/2, no
+# built-in CA bundle (the image has none: an HTTPS rule names its CA file).
+RUN triplet=$(cat /etc/sigreload-target) \
+    && export PKG_CONFIG_LIBDIR="/usr/lib/$triplet/pkgconfig:/usr/share/pkgconfig" \
+    && dpkg-source -x curl_*.dsc curl \
+    && env -C curl ./configure --host="$triplet" --build="$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" \
+        --prefix=/opt/deps --enable-static --disable-shared \
+        --with-openssl --enable-ares --disable-threaded-resolver --disable-pthreads \
+        --disable-ftp --disable-file --disable-ldap --disable-ldaps --disable-rtsp --disable-dict \
+        --disable-telnet --disable-tftp --disable-pop3 --disable-imap --disable-smb \
+        --disable-smtp --disable-gopher --disable-mqtt --disable-manual --disable-ntlm \
+        --disable-ntlm-wb --disable-kerberos-auth --disable-negotiate-auth --disable-unix-sockets \
+        --disable-alt-svc --disable-hsts --disable-doh --disable-netrc --disable-cookies \
+        --disable-tls-srp --without-zlib --without-brotli --without-zstd --without-libidn2 \
+        --without-libpsl --without-nghttp2 --without-ngtcp2 --without-nghttp3 --without-librtmp \
+        --without-libssh2 --without-libssh --without-gssapi --without-ca-bundle --without-ca-path \
+        --without-ca-fallback \
+    && grep -q '^#define USE_ARES 1' curl/lib/curl_config.h \
+    && ! grep -q '^#define USE_THREADS_POSIX 1' curl/lib/curl_config.h \
+    && make -C curl/lib -j"$(nproc)" install \
+    && make -C curl install-pkgconfigDATA \
+    && make -C curl/include install \
+    && install -D -m 0644 curl/debian/copyright /opt/deps/share/doc/libcurl.copyright \
+    && dpkg-parsechangelog -l curl/debian/changelog -S Version > /opt/deps/share/doc/libcurl.version \
+    && rm -rf curl
+
+# ---- build: the static sigreload ---------------------------------------------------------------
+FROM deps AS build
+ARG TARGETARCH
 WORKDIR /usr/src/sigreload
 COPY Makefile ./
 COPY src/ src/
@@ -38,29 +132,61 @@ ARG VERSION=0.1.0
 # cap_kill+p, permitted only: sigreload raises CAP_KILL to effective itself when the container's
 # bounding set holds it (capabilities.add: [KILL]). With +ep, execve would fail with EPERM in a
 # container that drops ALL, and the same-uid mode would not start (docs/SECURITY-MODES.md).
-RUN PKG_CONFIG_PATH=/opt/mhd/lib/pkgconfig make static \
-    && strip build/static/sigreload \
-    && test "$(build/static/sigreload --version)" = "sigreload ${VERSION}" \
-    && install -D -m 0755 build/static/sigreload /out/sigreload \
+RUN triplet=$(cat /etc/sigreload-target) \
+    && grep -qx "VERSION := ${VERSION}" Makefile \
+    && PKG_CONFIG_LIBDIR="/opt/deps/lib/pkgconfig:/usr/lib/$triplet/pkgconfig:/usr/share/pkgconfig" \
+        make static CC="$triplet-gcc" \
+    && mkdir /out \
+    && "$triplet-strip" -o /out/sigreload build/static/sigreload \
+    && if [ "$TARGETARCH" = "$(dpkg --print-architecture)" ]; then \
+        test "$(/out/sigreload --version)" = "sigreload ${VERSION}"; fi \
+    && chmod 0755 /out/sigreload \
     && setcap cap_kill+p /out/sigreload \
     && getcap /out/sigreload
+
+# What is linked in (a library counts when one of its own symbols is in the binary), with its
+# exact Debian version and its copyright file: NOTICE says why.
+# linter ignore=SC2016
+RUN triplet=$(cat /etc/sigreload-target) \
+    && doc=/out/doc \
+    && mkdir -p "$doc" \
+    && cp /usr/share/common-licenses/LGPL-2.1 "$doc/" \
+    && "$triplet-nm" --defined-only build/static/sigreload > /tmp/nm \
+    && awk '{ print $3 }' /tmp/nm > /tmp/symbols \
+    && printf '%s\n' 'glibc __libc_start_main libc6-dev' 'OpenSSL SHA256_Init|CRYPTO_malloc libssl-dev' \
+        'libyaml yaml_parser_initialize libyaml-dev' 'libseccomp seccomp_init libseccomp-dev' \
+        'libmicrohttpd MHD_start_daemon -' 'libcurl curl_multi_init -' \
+        'c-ares ares_library_init libc-ares-dev' > /tmp/libraries \
+    && while read -r lib symbol package; do \
+        grep -qxE "$symbol" /tmp/symbols || continue; \
+        if [ "$package" = - ]; then \
+            version="$(cat "/opt/deps/share/doc/$lib.version") (Debian source package, built here)"; \
+            cp "/opt/deps/share/doc/$lib.copyright" "$doc/"; \
+        else \
+            version="$(dpkg-query -W -f '${source:Version}' "$package:$TARGETARCH") ($package)"; \
+            cp "/usr/share/doc/$package/copyright" "$doc/$lib.copyright"; \
+        fi; \
+        echo "$lib $version $TARGETARCH" >> "$doc/linked-libraries"; \
+    done < /tmp/libraries \
+    && cat "$doc/linked-libraries"
 
 # ---- the image: the binary alone ------------------------------------------------------------
 FROM scratch
 
 ARG VERSION=0.1.0
 ARG SOURCE=https://github.com/sigreload/sigreload
-ARG LICENSES=NOASSERTION
 LABEL org.opencontainers.image.title="sigreload" \
       org.opencontainers.image.description="Config-watch hot-reload sidecar: signals the app's processes when the content of its ConfigMap or Secret files changes (pods with shareProcessNamespace: true)" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.licenses="${LICENSES}"
+      org.opencontainers.image.licenses="Apache-2.0"
 
 # buildah's COPY --from keeps the security.capability xattr (tests/system/test_image.py checks
 # it with getcap). Some other builders have dropped file capabilities in COPY
 # (moby/buildkit#2250): check `getcap` on the binary of an image built any other way.
 COPY --from=build /out/sigreload /usr/local/bin/sigreload
+COPY LICENSE NOTICE /usr/share/doc/sigreload/
+COPY --from=build /out/doc/ /usr/share/doc/sigreload/
 
 ENV PATH=/usr/local/bin
 # 65532: the usual "nonroot" uid of distroless images, the chart's default runAsUser.

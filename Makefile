@@ -108,6 +108,43 @@ build/static/sigreload: $(B)/main.o $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) -static -Wl,-z,relro,-z,now -Wl,--no-warnings -o $@ $^ \
 		$(shell $(PKG_CONFIG) --static --libs $(PKGS))
 
+# The image (Dockerfile), built with podman: for this machine's architecture, or for PLATFORM
+# (linux/amd64 or linux/arm64, cross-compiled, never emulated); image-multiarch makes the
+# manifest list IMAGE of PLATFORMS, from the images IMAGE-amd64 and IMAGE-arm64. The Debian
+# mirror is the one this machine's apt uses (tests/tools/apt_mirror.py), or DEBIAN_MIRROR=URL
+# [DEBIAN_SECURITY_MIRROR=URL].
+IMAGE ?= localhost/sigreload:$(VERSION)
+PLATFORM ?=
+PLATFORMS ?= linux/amd64,linux/arm64
+comma := ,
+# A build stage instead of the image, e.g. IMAGE_STAGE=build to look inside the build.
+IMAGE_STAGE ?=
+# The base image (debian:bookworm-slim) is not pulled: `make deps` makes it offline
+# (tests/tools/base-image.sh). PULL=missing lets podman pull it from a registry instead.
+PULL ?= never
+MIRROR_ARGS = $(if $(DEBIAN_MIRROR),echo --build-arg=DEBIAN_MIRROR=$(DEBIAN_MIRROR) \
+	$(if $(DEBIAN_SECURITY_MIRROR),--build-arg=DEBIAN_SECURITY_MIRROR=$(DEBIAN_SECURITY_MIRROR)),\
+	$(PYTHON) tests/tools/apt_mirror.py --format build-args)
+
+.PHONY: image image-multiarch
+image:
+	args=$$($(MIRROR_ARGS)) && podman build --pull=$(PULL) --layers $$args \
+		--build-arg=VERSION=$(VERSION) \
+		--build-arg=BUILDPLATFORM=$$(podman info --format '{{.Host.OS}}/{{.Host.Arch}}') \
+		$(if $(PLATFORM),--platform=$(PLATFORM)) $(if $(IMAGE_STAGE),--target=$(IMAGE_STAGE)) \
+		-t $(IMAGE) .
+
+# One `make image` a platform, then the list: in one `--platform a,b --manifest` build,
+# podman 4.3 uses its layer cache for the first platform only.
+image-multiarch:
+	if podman manifest exists $(IMAGE); then podman manifest rm $(IMAGE); fi
+	podman manifest create $(IMAGE)
+	set -e; for p in $(subst $(comma), ,$(PLATFORMS)); do \
+		$(MAKE) --no-print-directory image PLATFORM=$$p IMAGE=$(IMAGE)-$${p##*/}; \
+		podman manifest add $(IMAGE) containers-storage:$(IMAGE)-$${p##*/}; \
+	done
+	podman manifest inspect $(IMAGE)
+
 # The whole suite on an ASan + UBSan build (LeakSanitizer included): any report fails it.
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 # (The chart and image tests run no sigreload code that `make test` did not: left out here.)
@@ -145,5 +182,6 @@ deps:
 
 help:
 	@echo "targets: all test test-unit test-system asan fuzz fuzz-regress bench demo static"
+	@echo "         image [PLATFORM=linux/arm64] image-multiarch [IMAGE=name]"
 	@echo "         format install clean deps; CI runs: make deps && make test asan fuzz"
 	@echo "         bench-quick bench-readme: see bench/README.md"

@@ -6,11 +6,13 @@
 # FORCE=1 rebuilds it. Needs root, debootstrap and podman (tests/tools/setup-podman.sh).
 #
 # Not the registry's image, byte for byte: the same release and the same essential packages, no
-# digest to pin. DEBIAN_MIRROR overrides the archive (default http://deb.debian.org/debian).
+# digest to pin. The Debian archive is the one this machine's apt uses (apt_mirror.py beside
+# this script), and the image's own apt sources name it too; DEBIAN_MIRROR (and
+# DEBIAN_SECURITY_MIRROR) override it.
 set -euo pipefail
 
+here=$(cd "$(dirname "$0")" && pwd)
 image=docker.io/library/debian:bookworm-slim
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 say() { printf 'base-image: %s\n' "$*"; }
 die() { say "error: $*" >&2; exit 1; }
@@ -23,6 +25,14 @@ done
 if [ "${FORCE:-0}" != 1 ] && podman image exists "$image"; then
 	say "$image already in podman's store"
 	exit 0
+fi
+
+if [ -n "${DEBIAN_MIRROR:-}" ]; then
+	mirror=$DEBIAN_MIRROR security=${DEBIAN_SECURITY_MIRROR:-}
+else
+	found=$(python3 "$here/apt_mirror.py") || die "no Debian mirror to bootstrap from (above)"
+	mirror=$(sed -n 's/^DEBIAN_MIRROR=//p' <<<"$found")
+	security=$(sed -n 's/^DEBIAN_SECURITY_MIRROR=//p' <<<"$found")
 fi
 
 tmp=$(mktemp -d /var/tmp/sigreload-base.XXXXXX)
@@ -42,13 +52,17 @@ URIs: $mirror
 Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+if [ -n "$security" ]; then
+	cat >>"$root/etc/apt/sources.list.d/debian.sources" <<EOF
 
 Types: deb
-URIs: ${mirror%/debian}/debian-security
+URIs: $security
 Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
+fi
 cat >"$root/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
 path-exclude /usr/share/doc/*
 path-include /usr/share/doc/*/copyright

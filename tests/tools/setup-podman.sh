@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the image and security tests need (tests/system/test_image.py, test_security.py),
 # each part only when it is missing; non-interactive and idempotent:
-#   1. Debian packages: podman buildah runc catatonit debootstrap libcap2-bin shellcheck curl,
-#      and nodejs npm when there is no npm.
+#   1. Debian packages: podman buildah runc catatonit debootstrap libcap2-bin shellcheck curl
+#      qemu-user-static (the arm64 image's binary runs under qemu-aarch64-static, called
+#      directly: no binfmt_misc registration needed), and nodejs npm when there is no npm.
 #   2. /etc/containers/containers.conf: [engine] runtime = "runc" (crun fails on this machine's
 #      hybrid cgroups) and [containers] default_ulimits; every other setting is kept.
 #   3. The base image docker.io/library/debian:bookworm-slim, made offline (base-image.sh).
@@ -13,7 +14,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache="$here/.cache"
-packages=(podman buildah runc catatonit debootstrap libcap2-bin shellcheck curl)
+packages=(podman buildah runc catatonit debootstrap libcap2-bin shellcheck curl qemu-user-static)
 conf=/etc/containers/containers.conf
 
 say() { printf 'setup-podman: %s\n' "$*"; }
@@ -116,7 +117,7 @@ install_dockerlinter() {
 }
 
 install_packages
-for tool in podman buildah runc catatonit debootstrap setcap getcap shellcheck npm python3; do
+for tool in podman buildah runc catatonit debootstrap setcap getcap shellcheck npm python3 qemu-aarch64-static; do
 	command -v "$tool" >/dev/null || die "$tool is still missing after apt-get install"
 done
 configure_containers
