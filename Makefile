@@ -27,12 +27,17 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/unit/%,$(UNIT_SRC))
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 HELPER_BIN := $(patsubst tests/helpers/%.c,$(B)/helpers/%,$(HELPER_SRC))
+# Go helpers (a Go program's signal handling is the runtime's): built where go is installed.
+GO ?= go
+ifneq ($(shell command -v $(GO) 2>/dev/null),)
+HELPER_BIN += $(patsubst tests/helpers/%.go,$(B)/helpers/%,$(wildcard tests/helpers/*.go))
+endif
 
 # Debian packages for building, testing and linting; `make deps` installs the missing ones.
 DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev python3 \
 	libmicrohttpd-dev python3-pytest mandoc util-linux procps coreutils nginx curl inotify-tools \
 	openssl prometheus unzip yamllint python3-yaml libcap2-bin libseccomp-dev clang \
-	libclang-rt-14-dev llvm valgrind
+	libclang-rt-14-dev llvm valgrind golang-go
 # The daemons tests/system/test_daemons.py reloads with config/*.yaml. Under systemd they start
 # their own services on install; the tests never use those (each daemon runs in a pod of its
 # own, on a free loopback port, with its files in a temporary directory).
@@ -66,6 +71,12 @@ $(B)/helpers/%: tests/helpers/%.c $(wildcard tests/helpers/*.h)
 $(B)/helpers/fetch_driver: tests/helpers/fetch_driver.c $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(LIBS)
+
+# Standard library only, offline: no modules, no proxy, the build cache under $(B).
+$(B)/helpers/%: tests/helpers/%.go
+	@mkdir -p $(@D)
+	GO111MODULE=off GOPROXY=off GOFLAGS= CGO_ENABLED=0 GOCACHE=$(CURDIR)/$(B)/go-cache \
+		$(GO) build -o $@ $<
 
 helpers: $(HELPER_BIN)
 
