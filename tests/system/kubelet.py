@@ -6,6 +6,11 @@ writes the payload into DIR the way the kubelet updates a ConfigMap volume: a ne
 ..YYYY_MM_DD_HH_MM_SS.N directory, ..data_tmp renamed over ..data, top-level symlinks for new
 keys, removed keys unlinked, the old directory deleted. Like the kubelet, it writes nothing when
 the payload is what the volume holds already; --force swaps to identical content anyway.
+
+From Python it also does what a projected volume and the kubelet's sync loop do: a mode per key
+(a Secret's defaultMode next to a ConfigMap's items[].mode), keys written in the random order of
+a Go map, big sparse keys (Sparse), and relink(): the sync that re-creates a missing top-level
+link without swapping ..data.
 """
 
 import datetime
@@ -23,6 +28,25 @@ def _ts_name():
 
 def _first(key):
     return key.split("/", 1)[0]
+
+
+class Sparse:
+    """A key's content of `size` zero bytes, written as a hole: a big file that costs no disk."""
+
+    def __init__(self, size):
+        self.size = size
+
+    def __eq__(self, other):
+        if isinstance(other, Sparse):
+            return other.size == self.size
+        return isinstance(other, bytes) and len(other) == self.size and not other.strip(b"\0")
+
+    def __repr__(self):
+        return f"Sparse({self.size})"
+
+
+def _encode(content):
+    return content.encode() if isinstance(content, str) else content
 
 
 class AtomicVolume:
@@ -48,12 +72,17 @@ class AtomicVolume:
                 out[str(p.relative_to(base))] = p.read_bytes()
         return out
 
-    def write(self, payload, force=False, after_swap=None):
-        """Writes {key: str|bytes}. Returns False (writes nothing) when the payload equals what
-        is there, as the kubelet does, unless force. after_swap() runs right after the rename."""
-        payload = {k: v.encode() if isinstance(v, str) else v for k, v in payload.items()}
+    def write(self, payload, force=False, after_swap=None, modes=None, rng=None):
+        """Writes {key: str|bytes|Sparse}. Returns False (writes nothing) when the payload equals
+        what is there, as the kubelet does, unless force. after_swap() runs right after the
+        rename. modes: {key: mode} for keys not to get the volume's mode. rng (a random.Random):
+        the keys are written, and new links made, in an order it picks, as the kubelet's Go map
+        iteration does."""
+        payload = {k: _encode(v) for k, v in payload.items()}
+        modes = modes or {}
         old = self.current()
-        if old == payload and not force:
+        same = old.keys() == payload.keys() and all(payload[k] == old[k] for k in old)
+        if same and not force:
             return False
         data = self.root / "..data"
         old_dir = os.readlink(data) if data.is_symlink() else None
@@ -64,15 +93,21 @@ class AtomicVolume:
         new_dir.mkdir(0o700)
         os.chmod(new_dir, 0o755)
         # 3. each key written in it
-        for key, content in payload.items():
+        keys = list(payload)
+        if rng:
+            rng.shuffle(keys)
+        for key in keys:
             path = new_dir / key
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                os.write(fd, content)
+                if isinstance(payload[key], Sparse):
+                    os.ftruncate(fd, payload[key].size)
+                else:
+                    os.write(fd, payload[key])
             finally:
                 os.close(fd)
-            os.chmod(path, self.mode)
+            os.chmod(path, modes.get(key, self.mode))
         # 4. fsGroup: the new directory and its keys made the group's, read-only volumes get
         # g+r (files) and g+rx with setgid (directories), whatever defaultMode said
         if self.fs_group is not None:
@@ -84,7 +119,7 @@ class AtomicVolume:
         new_links = {_first(k) for k in payload}
         old_links = {_first(k) for k in old}
         if self.old_order:
-            self._link(new_links - old_links)
+            self._link(new_links - old_links, rng)
         # 5-6. the atomic switch
         tmp = self.root / "..data_tmp"
         os.symlink(name, tmp)
@@ -93,16 +128,28 @@ class AtomicVolume:
             after_swap()
         # 7. top-level links for new keys; 8. removed keys unlinked
         if not self.old_order:
-            self._link(new_links - old_links)
+            self._link(new_links - old_links, rng)
         for link in old_links - new_links:
-            os.unlink(self.root / link)
+            (self.root / link).unlink(missing_ok=True)  # someone may have removed it already
         # 9. the old directory removed
         if old_dir:
             shutil.rmtree(self.root / old_dir)
         return True
 
-    def _link(self, names):
-        for n in sorted(names):
+    def relink(self):
+        """The kubelet's periodic sync with an unchanged payload: a top-level link someone removed
+        is made again, ..data is left as it is. Returns the names re-created."""
+        data = self.root / "..data"
+        names = set(os.listdir(data)) if data.is_symlink() else set()
+        missing = names - {p.name for p in self.root.iterdir()}
+        self._link(missing)
+        return sorted(missing)
+
+    def _link(self, names, rng=None):
+        names = sorted(names)
+        if rng:
+            rng.shuffle(names)
+        for n in names:
             link = self.root / n
             if not link.is_symlink():
                 os.symlink(f"..data/{n}", link)
