@@ -349,6 +349,20 @@ class Reloader:
     def stop(self, sig=signal.SIGTERM):
         return self.proc.stop(sig)
 
+    def metrics(self):
+        """{'name{labels}': value} of one scrape of /metrics."""
+        addr = next(e["address"] for e in self.log.events()
+                    if e["msg"] == "serving /metrics, /healthz, /readyz")
+        status, body = http_get(addr, "/metrics")
+        assert status == 200, body
+        return {k: float(v) for k, _, v in (line.rpartition(" ") for line in body.splitlines()
+                                            if line and not line.startswith("#"))}
+
+    def idle(self, timeout=TIMEOUT):
+        """Waits for the next msg="idle": sigreload has acted on everything it was given up to
+        the line expect() last returned (nothing pending, nothing in flight, no retry)."""
+        return self.log.expect("idle", timeout=timeout)
+
 
 class Helper:
     """A helper process in the pod that prints 'ready <pid>' and then one line per signal it
