@@ -49,6 +49,7 @@ DEBIAN_PACKAGES += libcurl4-openssl-dev prometheus-alertmanager
 DEBIAN_PACKAGES += strace python3-matplotlib
 
 .PHONY: all asan bench demo static test test-unit test-system asan format install clean deps helpers help
+.PHONY: soak-schedules
 
 all: $(BIN)
 
@@ -109,6 +110,14 @@ test-unit: $(UNIT_BIN)
 test-system: $(BIN) helpers
 	SIGRELOAD_BIN=$(CURDIR)/$(BIN) SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/system $(PYTEST_ARGS)
+
+# The seeded scheduler of interleavings (tests/system/test_schedules.py) for a long soak; `make
+# test` runs 200 schedules of it. SIGRELOAD_SCHEDULE_SEED=S replays one batch.
+SCHEDULES ?= 10000
+soak-schedules: $(BIN) helpers
+	SIGRELOAD_SCHEDULES=$(SCHEDULES) SIGRELOAD_BIN=$(CURDIR)/$(BIN) \
+		SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/system/test_schedules.py $(PYTEST_ARGS)
 
 # A static binary (glibc, libcrypto, libyaml) for an image FROM scratch.
 static:
@@ -194,5 +203,7 @@ deps:
 help:
 	@echo "targets: all test test-unit test-system asan fuzz fuzz-regress bench demo static"
 	@echo "         image [PLATFORM=linux/arm64] image-multiarch [IMAGE=name]"
+
+	@echo "         soak-schedules [SCHEDULES=N]"
 	@echo "         format install clean deps; CI runs: make deps && make test asan fuzz"
 	@echo "         bench-quick bench-readme: see bench/README.md"
