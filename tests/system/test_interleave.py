@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BIN, TIMEOUT, Helper, Log, Reloader, Target, escaped, helper, parse_log,
-                      rule, rules, settle)
+from conftest import (BIN, FAST, TIMEOUT, Helper, Log, Reloader, Target, escaped, helper,
+                      parse_log, rule, rules, settle)
 from kubelet import AtomicVolume
 from test_security import creds, file_capable
 
@@ -25,6 +25,9 @@ from test_security import creds, file_capable
 VERIFYING = "debounce: 50ms\nmax_wait: 2s\nverify_after: 2s\nhandler_wait: 5s\n"
 #: log timestamps are in ms, and since_event_ms is taken a moment before its line is written
 SINCE_SLACK_MS = 100
+#: the quick settings with start_grace at its default (FAST sets it to 0, so that the targets
+#: tests have just started are signaled at once)
+DEFAULT_GRACE = FAST.replace("start_grace: 0\n", "")
 
 
 def volume(workdir, content="v1\n", name="vol", **kw):
@@ -279,7 +282,8 @@ def test_rule_file_fixed_while_the_broken_version_is_parsed_is_loaded(pod, workd
     for attempt in range(5):
         mark = log_mark(r)
         before = cpu_ticks(r.proc.pid)
-        broken = f"{good}# attempt {attempt}\nbogus: [{','.join(['1'] * 480000)}]\n"
+        # long values, under the rule file's limit on their number: its parse takes a while
+        broken = f"{good}# attempt {attempt}\nbogus: [{','.join(['x' * 28] * 32000)}]\n"
         assert len(broken) < 1 << 20
         replace(r.config, broken)
         deadline = time.monotonic() + TIMEOUT
@@ -528,7 +532,7 @@ def test_go_program_started_just_before_a_change_survives_and_reloads(pod, workd
     up to 500 ms here) shows SIGHUP caught from its first instruction; the default start_grace
     must let it get there."""
     vol = volume(workdir)
-    r = Reloader(pod, workdir, rules(rule("app", [vol.root], "goapp")))
+    r = Reloader(pod, workdir, rules(rule("app", [vol.root], "goapp"), settings=DEFAULT_GRACE))
     settle(r, "app")
     t = go_target(pod, vol.root / "app.conf", 300)
     vol.write({"app.conf": "v2\n"})
@@ -565,7 +569,8 @@ def test_prometheus_started_just_before_a_change_survives_and_reloads(workdir, p
     writes there until the pod ends.)"""
     vol = AtomicVolume(workdir / "prometheus")
     vol.write({"prometheus.yml": PROMETHEUS_YML.format("1m")})
-    r = Reloader(pod, workdir, rules(rule("prom", [vol.root], "prometheus")))
+    r = Reloader(pod, workdir, rules(rule("prom", [vol.root], "prometheus"),
+                                     settings=DEFAULT_GRACE))
     settle(r, "prom")
     p = pod.spawn(["prometheus", f"--config.file={vol.root}/prometheus.yml",
                    f"--storage.tsdb.path={workdir}/data", "--web.listen-address=127.0.0.1:0"])
