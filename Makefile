@@ -44,7 +44,6 @@ DEBIAN_PACKAGES := gcc make pkg-config libyaml-dev libssl-dev libcmocka-dev pyth
 DEBIAN_PACKAGES += haproxy postgresql php-fpm apache2 gunicorn python3-setproctitle
 # HTTP actions: libcurl's headers and library; Alertmanager, reloaded by their tests
 DEBIAN_PACKAGES += libcurl4-openssl-dev prometheus-alertmanager
-
 # `make bench`: system calls counted by strace, pictures drawn by matplotlib
 DEBIAN_PACKAGES += strace python3-matplotlib
 
@@ -203,7 +202,6 @@ deps:
 help:
 	@echo "targets: all test test-unit test-system asan fuzz fuzz-regress bench demo static"
 	@echo "         image [PLATFORM=linux/arm64] image-multiarch [IMAGE=name]"
-
 	@echo "         soak-schedules [SCHEDULES=N]"
 	@echo "         format install clean deps; CI runs: make deps && make test asan fuzz"
 	@echo "         bench-quick bench-readme: see bench/README.md"
