@@ -54,6 +54,7 @@ struct Engine {
 	ConfigBurst config_burst;
 	uint64_t resync_due;
 	uint64_t last_scan, rescan_due; /* of /proc, for every rule's targets */
+	bool figures_read; /* since the last rule-file reload */
 	Metrics *metrics;
 	Http *http;
 	Fetcher *fetcher; /* the requests of http actions and verify */
@@ -216,6 +217,7 @@ static int install_rules(Engine *e, Rules *rules)
 	e->rules = rules;
 	e->states = v;
 	e->n_states = n;
+	e->figures_read = false;
 	apply_settings(e);
 	return (int)kept;
 }
@@ -580,26 +582,33 @@ void engine_free(Engine *e)
 	free(e);
 }
 
-/* sigreload_targets comes from the pinned targets, which a scrape refreshes with a /proc scan
- * when the last is older than a second: however many scrapers, one scan a second at most, and
- * an idle sidecar nobody scrapes scans nothing. */
+/* sigreload_targets and the targets' figures come from the pinned targets, which a scrape
+ * refreshes with a /proc scan (and reads of their stat and fd tables) when the last is older
+ * than a second: however many scrapers, one scan a second at most, and an idle sidecar nobody
+ * scrapes scans nothing. */
 static char *render_metrics(void *userdata, size_t *len)
 {
 	Engine *e = userdata;
 	size_t n = e->n_states;
-	_cleanup_free_ size_t *counts = calloc(n ? n : 1, sizeof(*counts));
+	_cleanup_free_ TargetFigures *figures = calloc(n ? n : 1, sizeof(*figures));
 	MetricsLive live = { .watches = watch_count(e->watch),
 			     .watch_events = watch_events(e->watch) };
 
-	if (!counts)
+	if (!figures)
 		return NULL;
-	if (!e->last_scan || timer_now() - e->last_scan >= SCRAPE_SCAN_NS)
+	bool fresh = !e->last_scan || timer_now() - e->last_scan >= SCRAPE_SCAN_NS;
+	if (fresh)
 		scan_all(e);
 	for (size_t i = 0; i < n; i++) {
 		TargetSet *t = rulestate_targets(e->states[i]);
-		counts[i] = t ? targetset_count(t) : 0;
+		if (!t)
+			continue; /* an http rule signals nobody */
+		if (fresh || !e->figures_read)
+			targetset_read_figures(t);
+		figures[i] = *targetset_figures(t);
 	}
-	live.targets = counts;
+	e->figures_read = true;
+	live.targets = figures;
 	return metrics_render(e->metrics, &live, len);
 }
 

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "loop.h"
 #include "match.h"
+#include "proc.h"
 #include "rules.h"
 #include "sandbox.h"
 #include "satoken.h"
@@ -288,11 +289,50 @@ static void print_uid(FILE *f, const Target *t)
 	fprintf(f, "%7d  %7d  %10s  ", (int)t->pid, (int)t->ppid, uid);
 }
 
+/* A quantity in four characters or so: 512, 12K, 3.4M, 1.2G (bytes) or 9s, 12m, 3h, 5d. */
+static const char *compact(double v, const char *const *units, const double *steps, char buf[16])
+{
+	size_t i = 0;
+
+	while (units[i + 1] && v >= steps[i + 1])
+		i++;
+	v /= steps[i];
+	snprintf(buf, 16, v < 10 && i > 0 ? "%.1f%s" : "%.0f%s", v, units[i]);
+	return buf;
+}
+
+/* What the target weighs now, as /metrics sums it per rule: RSS, CPU, threads, fds (- when
+ * another uid's fd table is hidden), age. */
+static void print_figures(const Target *t)
+{
+	static const char *const bytes[] = { "", "K", "M", "G", NULL }, *const times[] = { "s", "m",
+											   "h", "d",
+											   NULL };
+	static const double bstep[] = { 1, 1024, 1048576, 1073741824 },
+			    tstep[] = { 1, 60, 3600, 86400 };
+	long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	char rss[16], age[16], fds[16] = "-", cpu[16];
+	ProcStat st;
+
+	if (proc_read_stat(t->pid, &st) < 0 || st.starttime != t->starttime) {
+		printf("%6s  %7s  %4s  %5s  %5s  ", "-", "-", "-", "-", "-");
+		return;
+	}
+	int n = proc_count_fds(t->pid);
+	if (n >= 0)
+		snprintf(fds, sizeof(fds), "%d", n);
+	snprintf(cpu, sizeof(cpu), "%.2f", (double)(st.utime + st.stime) / (double)tick);
+	printf("%6s  %7s  %4u  %5s  %5s  ",
+	       compact((double)st.rss * (double)page, bytes, bstep, rss), cpu, st.threads, fds,
+	       compact((double)proc_age_ns(st.starttime) / 1e9, times, tstep, age));
+}
+
 static void print_match_row(const Rule *r, const Target *t, int name_width, int comm_width)
 {
 	printf("%-*s  ", name_width, r->name);
 	print_uid(stdout, t);
 	printf("%-6s  ", t->leader ? "yes" : "no");
+	print_figures(t);
 	print_cell_padded(stdout, t->comm, comm_width);
 	print_cell(stdout, t->cmdline ? t->cmdline : "", true);
 	putchar('\n');
@@ -407,8 +447,9 @@ static int cmd_match(const Options *o)
 		}
 	}
 	if (r == 0)
-		printf("%-*s  %7s  %7s  %10s  %-6s  %-*s  %s\n", name_width, "RULE", "PID", "PPID",
-		       "UID", "SIGNAL", comm_width, "COMM", "CMDLINE");
+		printf("%-*s  %7s  %7s  %10s  %-6s  %6s  %7s  %4s  %5s  %5s  %-*s  %s\n",
+		       name_width, "RULE", "PID", "PPID", "UID", "SIGNAL", "RSS", "CPU", "THR",
+		       "FDS", "AGE", comm_width, "COMM", "CMDLINE");
 	for (size_t i = 0; r == 0 && i < n; i++)
 		for (size_t j = 0; j < lists[i].n; j++)
 			print_match_row(chosen[i], &lists[i].v[j], name_width, comm_width);

@@ -290,30 +290,19 @@ static void header(FILE *f, const char *name, const char *type, const char *help
 static void render_process(FILE *f)
 {
 	ProcStat st;
-	char buf[1024];
 	long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
 	struct rlimit rl;
-	size_t fds = 0;
+	int fds = proc_count_fds(0);
 
 	if (proc_read_self(&st) < 0)
 		return;
-	_cleanup_closedir_ DIR *d = opendir("/proc/self/fd");
-	for (struct dirent *de; d && (de = readdir(d));)
-		fds += de->d_name[0] != '.';
-	if (d)
-		fds--; /* the fd opendir itself holds */
-	unsigned long long btime = 0;
-	_cleanup_fclose_ FILE *pf = fopen("/proc/stat", "re");
-	while (pf && fgets(buf, sizeof(buf), pf))
-		if (sscanf(buf, "btime %llu", &btime) == 1)
-			break;
 
 	header(f, "process_cpu_seconds_total", "counter",
 	       "Total user and system CPU time spent in seconds.");
 	fprintf(f, "process_cpu_seconds_total %.2f\n",
 		(double)(st.utime + st.stime) / (double)tick);
 	header(f, "process_open_fds", "gauge", "Number of open file descriptors.");
-	fprintf(f, "process_open_fds %zu\n", fds);
+	fprintf(f, "process_open_fds %d\n", fds > 0 ? fds : 0);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		header(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
 		fprintf(f, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
@@ -325,7 +314,7 @@ static void render_process(FILE *f)
 	header(f, "process_start_time_seconds", "gauge",
 	       "Start time of the process since unix epoch in seconds.");
 	fprintf(f, "process_start_time_seconds %.2f\n",
-		(double)btime + (double)st.starttime / (double)tick);
+		proc_boot_time() + (double)st.starttime / (double)tick);
 }
 
 /* The families are there with no http rule too: a dashboard's query finds them, empty. */
@@ -368,6 +357,42 @@ static void render_http(FILE *f, const Metrics *m)
 		    m->v[i].name, (unsigned long long)h->count, m->v[i].name, h->sum, m->v[i].name,
 		    (unsigned long long)h->count);
 	}
+}
+
+/* The rules' targets, summed per rule so that label sets do not churn with pids. */
+static void render_targets(FILE *f, const Metrics *m, const TargetFigures *t)
+{
+	header(f, "sigreload_targets", "gauge",
+	       "Processes the rule would signal now (leaders only), from a /proc scan.");
+	for (size_t i = 0; i < m->n; i++)
+		fprintf(f, "sigreload_targets{rule=\"%s\"} %zu\n", m->v[i].name, t[i].targets);
+	header(f, "sigreload_target_resident_memory_bytes", "gauge",
+	       "Resident memory of the rule's targets, summed.");
+	for (size_t i = 0; i < m->n; i++)
+		fprintf(f, "sigreload_target_resident_memory_bytes{rule=\"%s\"} %llu\n",
+			m->v[i].name, (unsigned long long)t[i].resident_bytes);
+	header(f, "sigreload_target_cpu_seconds_total", "counter",
+	       "CPU time of the rule's current targets, summed (it drops when one restarts).");
+	for (size_t i = 0; i < m->n; i++)
+		fprintf(f, "sigreload_target_cpu_seconds_total{rule=\"%s\"} %.2f\n", m->v[i].name,
+			t[i].cpu_seconds);
+	header(f, "sigreload_target_threads", "gauge", "Threads of the rule's targets, summed.");
+	for (size_t i = 0; i < m->n; i++)
+		fprintf(f, "sigreload_target_threads{rule=\"%s\"} %llu\n", m->v[i].name,
+			(unsigned long long)t[i].threads);
+	header(f, "sigreload_target_open_fds", "gauge",
+	       "Open fds of the rule's targets whose fd table sigreload may read (the same uid, "
+	       "or CAP_SYS_PTRACE), summed; absent when it may read none.");
+	for (size_t i = 0; i < m->n; i++)
+		if (t[i].fds_read)
+			fprintf(f, "sigreload_target_open_fds{rule=\"%s\"} %llu\n", m->v[i].name,
+				(unsigned long long)t[i].open_fds);
+	header(f, "sigreload_target_start_time_seconds", "gauge",
+	       "Start of the rule's oldest target, in seconds since the epoch.");
+	for (size_t i = 0; i < m->n; i++)
+		if (t[i].oldest_start > 0)
+			fprintf(f, "sigreload_target_start_time_seconds{rule=\"%s\"} %.2f\n",
+				m->v[i].name, t[i].oldest_start);
 }
 
 static void render_rules(FILE *f, const Metrics *m, const MetricsLive *live)
@@ -420,13 +445,8 @@ static void render_rules(FILE *f, const Metrics *m, const MetricsLive *live)
 		fprintf(f, "sigreload_target_exits_total{rule=\"%s\"} %llu\n", m->v[i].name,
 			(unsigned long long)m->v[i].target_exits);
 	render_http(f, m);
-	if (live->targets) {
-		header(f, "sigreload_targets", "gauge",
-		       "Processes the rule would signal now (leaders only), from a /proc scan.");
-		for (size_t i = 0; i < m->n; i++)
-			fprintf(f, "sigreload_targets{rule=\"%s\"} %zu\n", m->v[i].name,
-				live->targets[i]);
-	}
+	if (live->targets)
+		render_targets(f, m, live->targets);
 }
 
 char *metrics_render(const Metrics *m, const MetricsLive *live, size_t *len)

@@ -62,11 +62,21 @@ void metrics_http_request(Metrics *m, const char *rule, long status, double seco
 
 const char *metrics_reason_name(SignalError reason);
 
+/* A rule's targets (the leaders it would signal), summed, as a /proc scan found them. */
+typedef struct TargetFigures {
+	size_t targets;
+	uint64_t resident_bytes, threads;
+	double cpu_seconds;
+	uint64_t open_fds;
+	size_t fds_read; /* targets whose fd table could be read (same uid, or CAP_SYS_PTRACE) */
+	double oldest_start; /* the oldest target's start, seconds since the epoch; 0: none */
+} TargetFigures;
+
 /* What is read at scrape time rather than counted. */
 typedef struct MetricsLive {
 	size_t watches;
 	uint64_t watch_events;
-	const size_t *targets; /* per rule, in metrics_set_rules order; NULL if unknown */
+	const TargetFigures *targets; /* per rule, in metrics_set_rules order; NULL if unknown */
 } MetricsLive;
 
 /* The exposition as a malloc'd string (NULL on ENOMEM). */

@@ -78,7 +78,7 @@ static int parse_stat_num(const char *p, const char *end, unsigned long long *ou
 int proc_stat_parse(const char *buf, size_t len, ProcStat *out)
 {
 	const char *end = buf + len, *open, *close = NULL, *f[25];
-	unsigned long long pid, ppid, flags, utime, stime, start;
+	unsigned long long pid, ppid, flags, utime, stime, threads, start;
 	ProcStat st = { 0 };
 
 	open = memchr(buf, '(', len);
@@ -96,9 +96,10 @@ int proc_stat_parse(const char *buf, size_t len, ProcStat *out)
 	int n = stat_fields(close + 1, end, f);
 	if (n < 22 || *f[3] == ' ' || parse_stat_num(f[4], end, &ppid) < 0 ||
 	    parse_stat_num(f[9], end, &flags) < 0 || parse_stat_num(f[14], end, &utime) < 0 ||
-	    parse_stat_num(f[15], end, &stime) < 0 || parse_stat_num(f[22], end, &start) < 0)
+	    parse_stat_num(f[15], end, &stime) < 0 || parse_stat_num(f[20], end, &threads) < 0 ||
+	    parse_stat_num(f[22], end, &start) < 0)
 		return -EINVAL;
-	if (pid == 0 || pid > INT_MAX || ppid > INT_MAX || flags > UINT_MAX)
+	if (pid == 0 || pid > INT_MAX || ppid > INT_MAX || flags > UINT_MAX || threads > UINT_MAX)
 		return -EINVAL;
 	/* the memory fields only when the line has them whole: a scan needs none of them */
 	if (n < 24 || parse_stat_num(f[23], end, &st.vsize) < 0 ||
@@ -110,6 +111,7 @@ int proc_stat_parse(const char *buf, size_t len, ProcStat *out)
 	st.flags = (unsigned)flags;
 	st.utime = utime;
 	st.stime = stime;
+	st.threads = (unsigned)threads;
 	st.starttime = start;
 	*out = st;
 	return 0;
@@ -239,6 +241,40 @@ static int read_status_at(int procfd, const char *dir, ProcStatus *out)
 	if (n == 0)
 		return -ENOENT;
 	return proc_status_parse(buf, (size_t)n, out);
+}
+
+int proc_count_fds(pid_t pid)
+{
+	char path[32];
+	int n = 0;
+
+	if (pid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fd");
+	_cleanup_closedir_ DIR *d = opendir(path);
+	if (!d)
+		return errno == ESRCH ? -ENOENT : -errno;
+	for (struct dirent *de; (de = readdir(d));)
+		n += de->d_name[0] != '.';
+	return pid > 0 ? n : n - 1; /* our own count holds the fd that reads it */
+}
+
+double proc_boot_time(void)
+{
+	static double btime = -1;
+	char buf[256];
+
+	if (btime < 0) {
+		_cleanup_fclose_ FILE *f = fopen("/proc/stat", "re");
+		unsigned long long v = 0;
+		while (f && fgets(buf, sizeof(buf), f))
+			if (strncmp(buf, "btime ", 6) == 0 &&
+			    parse_ull(buf + 6, buf + strlen(buf), &v) == 0)
+				break;
+		btime = (double)v;
+	}
+	return btime;
 }
 
 int proc_read_stat(pid_t pid, ProcStat *out)

@@ -19,6 +19,7 @@ typedef struct ProcStat {
 	unsigned long long utime, stime; /* CPU time, in clock ticks */
 	unsigned long long starttime; /* clock ticks since boot: with pid, the process's identity */
 	unsigned long long vsize, rss; /* bytes, pages; 0 when the line stops before them */
+	unsigned threads;
 	char comm[PROC_COMM_MAX];
 } ProcStat;
 
@@ -35,6 +36,13 @@ int proc_stat_parse(const char *buf, size_t len, ProcStat *out);
 /* Parses the Uid, SigBlk, SigIgn and SigCgt lines of /proc/PID/status (and Threads, if there).
  * Returns 0 or -EINVAL. */
 int proc_status_parse(const char *buf, size_t len, ProcStatus *out);
+
+/* The open fds of pid (0: ourselves), or -errno: -EACCES for another uid's without
+ * CAP_SYS_PTRACE, -ENOENT when it is gone. */
+int proc_count_fds(pid_t pid);
+
+/* When the machine booted, in seconds since the epoch (/proc/stat's btime, read once). */
+double proc_boot_time(void);
 
 /* Read one process's files. -ENOENT/-ESRCH: the process is gone. */
 int proc_read_stat(pid_t pid, ProcStat *out);

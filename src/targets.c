@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include "array.h"
 #include "log.h"
@@ -26,6 +27,7 @@ struct TargetSet {
 	Pin **v; /* pointers: each Pin's address is in the epoll set */
 	size_t n, cap;
 	bool scanned, partial;
+	TargetFigures figures;
 };
 
 int targetset_new(Loop *loop, Metrics *m, const char *rule, TargetSet **out)
@@ -171,4 +173,39 @@ void targetset_each(TargetSet *t, const Matcher *m,
 		if (notify_alive(p) && match_pid(m, p->pid, p->starttime))
 			fn(p->pid, p->starttime, userdata);
 	}
+}
+
+void targetset_read_figures(TargetSet *t)
+{
+	static long tick, page;
+	TargetFigures f = { 0 };
+	ProcStat st;
+
+	if (!tick) {
+		tick = sysconf(_SC_CLK_TCK);
+		page = sysconf(_SC_PAGESIZE);
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		const Pinned *p = &t->v[i]->p;
+		if (proc_read_stat(p->pid, &st) < 0 || st.starttime != p->starttime)
+			continue; /* gone since the scan */
+		f.targets++;
+		f.resident_bytes += st.rss * (uint64_t)page;
+		f.cpu_seconds += (double)(st.utime + st.stime) / (double)tick;
+		f.threads += st.threads;
+		double start = proc_boot_time() + (double)st.starttime / (double)tick;
+		if (!f.oldest_start || start < f.oldest_start)
+			f.oldest_start = start;
+		int fds = proc_count_fds(p->pid);
+		if (fds >= 0) {
+			f.open_fds += (uint64_t)fds;
+			f.fds_read++;
+		}
+	}
+	t->figures = f;
+}
+
+const TargetFigures *targetset_figures(const TargetSet *t)
+{
+	return &t->figures;
 }

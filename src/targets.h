@@ -38,6 +38,12 @@ void targetset_each(TargetSet *t, const Matcher *m,
 		    void (*fn)(pid_t pid, unsigned long long starttime, void *userdata),
 		    void *userdata);
 
+/* Reads the pinned leaders' figures from /proc now (stat, and the fd table where it may): for
+ * /metrics, at most as often as it scans. */
+void targetset_read_figures(TargetSet *t);
+/* The figures last read. */
+const TargetFigures *targetset_figures(const TargetSet *t);
+
 /* The loop's dispatch for a pin's pidfd: its process exited (logged and counted). */
 void targetset_dispatch(Source *src);
 

@@ -13,7 +13,8 @@ from conftest import BIN, TIMEOUT, helper, sigreload
 HINT = ("sigreload: no process is visible here but sigreload itself: "
         "is shareProcessNamespace: true set on the pod?")
 ROW = re.compile(r"^(?P<rule>\S+) +(?P<pid>\d+) +(?P<ppid>\d+) +(?P<uid>\S+) +"
-                 r"(?P<signal>yes|no) +(?P<rest>.*)$")
+                 r"(?P<signal>yes|no) +(?P<rss>[\d.]+[KMG]?|-) +(?P<cpu>[\d.]+|-) +"
+                 r"(?P<threads>\d+|-) +(?P<fds>\d+|-) +(?P<age>[\d.]+[smhd]|-) +(?P<rest>.*)$")
 UID = 65532
 
 
@@ -41,8 +42,8 @@ def unquote(text):
 def parse(stdout):
     """The table as (rule, pid, ppid, uid, signaled, comm, cmdline) tuples."""
     lines = stdout.splitlines()
-    assert lines and lines[0].split() == ["RULE", "PID", "PPID", "UID", "SIGNAL", "COMM",
-                                          "CMDLINE"], stdout
+    assert lines and lines[0].split() == ["RULE", "PID", "PPID", "UID", "SIGNAL", "RSS", "CPU",
+                                          "THR", "FDS", "AGE", "COMM", "CMDLINE"], stdout
     rows = []
     for line in lines[1:]:
         m = ROW.match(line)

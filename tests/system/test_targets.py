@@ -8,8 +8,28 @@ import os
 import signal
 import sys
 
-from conftest import Reloader, Target, escaped, helper, metric, rule, rules, settle
+from conftest import BIN, Reloader, Target, escaped, helper, metric, rule, rules, settle
 from hardening import host_pid_of, kib, wait_until
+from test_faults import as_uid
+
+# A process that takes a comm, says "ready <pid>", and on each SIGUSR1 takes 32 MiB more memory,
+# 20 more fds and one more thread, then says "grown <n>".
+GROWER = r"""
+import ctypes, os, signal, sys, threading
+ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)
+held, grown = [], [0]
+def grow(*_):
+    held.append(bytearray(b"x" * (32 << 20)))
+    held.extend(os.open("/dev/null", os.O_RDONLY) for _ in range(20))
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+    grown[0] += 1
+    print("grown", grown[0], flush=True)
+signal.signal(signal.SIGUSR1, grow)
+signal.signal(signal.SIGHUP, lambda *_: None)
+print("ready", os.getpid(), flush=True)
+while True:
+    signal.pause()
+"""
 
 # A process that takes a comm, says "ready <pid>", and on SIGUSR1 execs another program under the
 # same pid: a pinned target that stops matching without exiting.
@@ -124,3 +144,70 @@ def test_a_thousand_restarts_leave_memory_and_fds_flat(pod, workdir):
     assert others == base_fds and pidfds <= 1
     assert kib(r.proc.pid, "VmRSS") <= base_kib + 256
     assert metric(r, 'sigreload_target_exits_total{rule="app"}') == 1000
+
+
+def figures(r, rule_name):
+    """The rule's target figures, read afresh: a rule-file reload makes the next scrape scan."""
+    r.proc.send(signal.SIGHUP)
+    r.log.expect("rules reloaded", why="SIGHUP")
+    m = r.metrics()
+    return {k: m.get(f'sigreload_target_{k}{{rule="{rule_name}"}}')
+            for k in ("resident_memory_bytes", "cpu_seconds_total", "threads", "open_fds",
+                      "start_time_seconds")}
+
+
+def test_the_targets_figures_follow_them(pod, workdir):
+    """A target's memory, fds and threads grow, and /metrics follows; its start time is its own,
+    and a process that is not the rule's target (here: a bystander) never counts."""
+    conf = conf_file(workdir)
+    grower = pod.spawn([sys.executable, "-c", GROWER, "grower"])
+    grower.out.expect(r"^ready \d+$")
+    pod.spawn([sys.executable, "-c", GROWER, "bystander"]).out.expect(r"^ready \d+$")
+    r = Reloader(pod, workdir, rules(rule("app", [conf], "grower")))
+    settle(r, "app")
+
+    before = figures(r, "app")
+    grower.send(signal.SIGUSR1)
+    grower.out.expect(r"^grown 1$")
+    after = figures(r, "app")
+    assert after["resident_memory_bytes"] >= before["resident_memory_bytes"] + (30 << 20)
+    assert after["open_fds"] == before["open_fds"] + 20
+    assert after["threads"] == before["threads"] + 1
+    assert after["cpu_seconds_total"] >= before["cpu_seconds_total"] > 0
+    with open(f"/proc/{grower.pid}/stat") as f:
+        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat") as f:
+        btime = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+    assert abs(after["start_time_seconds"] - (btime + start_ticks / os.sysconf("SC_CLK_TCK"))) < 0.02
+
+
+def test_another_uids_fds_are_not_counted(pod, workdir):
+    """Without CAP_SYS_PTRACE, another uid's fd table is hidden: the fds series is absent rather
+    than wrong, and the rest is there."""
+    os.chmod(workdir, 0o755)
+    conf = conf_file(workdir)
+    os.chmod(conf.parent, 0o755)
+    grower = pod.spawn([sys.executable, "-c", GROWER, "grower"])  # root's
+    grower.out.expect(r"^ready \d+$")
+    r = Reloader(pod, workdir, rules(rule("app", [conf], "grower")), prefix=as_uid(65532))
+    settle(r, "app")
+    got = figures(r, "app")
+    assert got["open_fds"] is None
+    assert got["resident_memory_bytes"] > 0 and got["threads"] == 1
+
+
+def test_match_shows_each_targets_figures(pod, workdir):
+    conf = conf_file(workdir)
+    grower = pod.spawn([sys.executable, "-c", GROWER, "grower"])
+    pid = int(grower.out.expect(r"^ready (\d+)$").group(1))
+    grower.send(signal.SIGUSR1)
+    grower.out.expect(r"^grown 1$")
+    (workdir / "rules.yaml").write_text(rules(rule("app", [conf], "grower")))
+    code, out, err = pod.run([BIN, "match", "-c", workdir / "rules.yaml"])
+    assert code == 0, err
+    header, row = out.splitlines()[0].split(), out.splitlines()[1].split()
+    got = dict(zip(header, row))
+    assert int(got["PID"]) == pid
+    assert got["RSS"].endswith("M") and float(got["RSS"][:-1]) >= 32
+    assert int(got["THR"]) == 2 and int(got["FDS"]) >= 23
+    assert float(got["CPU"]) >= 0 and got["AGE"][-1] in "smhd"
