@@ -163,41 +163,54 @@ static void states_free(RuleState **v, size_t n)
 	free(v);
 }
 
-/* The old rule whose state the new rule r takes over: the one of the same name, else one that
- * is gone from the new rules (a renamed rule) and watched the same paths. */
-static RuleState *predecessor(Engine *e, const Rules *next, const Rule *r, bool *claimed)
+/* Whether the new rule r continues old, by the test of the given pass: 0, the same name; then,
+ * for an old rule gone from the new rules, 1, the same paths (renamed); 2, the same processes
+ * told the same way (renamed and given other paths in one edit). */
+static bool continues(const Rules *next, const Rule *old, const Rule *r, int pass)
 {
-	for (size_t j = 0; j < e->n_states; j++)
-		if (!claimed[j] && strcmp(rulestate_rule(e->states[j])->name, r->name) == 0) {
-			claimed[j] = true;
-			return e->states[j];
-		}
-	for (size_t j = 0; j < e->n_states; j++) {
-		const Rule *old = rulestate_rule(e->states[j]);
-		if (!claimed[j] && !rules_find(next, old->name) && rules_same_path_set(old, r)) {
-			claimed[j] = true;
-			return e->states[j];
-		}
-	}
-	return NULL;
+	if (pass == 0)
+		return strcmp(old->name, r->name) == 0;
+	if (rules_find(next, old->name))
+		return false;
+	return pass == 1 ? rules_same_path_set(old, r) : rules_same_action(old, r);
+}
+
+/* Pairs each new rule with the old rule whose state it takes over (olds[i], or NULL), pass by
+ * pass, so that a rule kept by name or by paths is never claimed by a weaker test first. */
+static int predecessors(Engine *e, const Rules *next, RuleState **olds)
+{
+	_cleanup_free_ bool *claimed = calloc(e->n_states ? e->n_states : 1, sizeof(*claimed));
+
+	if (!claimed)
+		return -ENOMEM;
+	for (int pass = 0; pass < 3; pass++)
+		for (size_t i = 0; i < next->n; i++)
+			for (size_t j = 0; !olds[i] && j < e->n_states; j++)
+				if (!claimed[j] && continues(next, rulestate_rule(e->states[j]),
+							     &next->v[i], pass)) {
+					claimed[j] = true;
+					olds[i] = e->states[j];
+				}
+	return 0;
 }
 
 /* Swaps in a new rule set (taking ownership of it on success). Each rule's state moves to its
- * new version by name (or by paths, when renamed); what that means for its targets is
+ * new version (see predecessors); what that means for its targets is
  * rulestate_take_over's. Returns how many rules were kept, or -ENOMEM with nothing changed. */
 static int install_rules(Engine *e, Rules *rules)
 {
 	size_t n = rules->n, kept = 0;
-	_cleanup_free_ bool *claimed = calloc(e->n_states ? e->n_states : 1, sizeof(*claimed));
+	_cleanup_free_ RuleState **olds = calloc(n ? n : 1, sizeof(*olds));
 	_cleanup_free_ char **names = calloc(n ? n : 1, sizeof(*names));
 	_cleanup_free_ int *signals = calloc(n ? n : 1, sizeof(*signals));
 	RuleState **v = calloc(n ? n : 1, sizeof(*v));
-	int r = claimed && names && signals && v ? 0 : -ENOMEM;
+	int r = olds && names && signals && v ? predecessors(e, rules, olds) : -ENOMEM;
 
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		r = rulestate_new(&rules->v[i], &e->env, &v[i]);
 		names[i] = rules->v[i].name;
-		signals[i] = rules->v[i].signal;
+		/* an http rule sends no signal, and has the HTTP series instead */
+		signals[i] = rules->v[i].http ? 0 : rules->v[i].signal;
 	}
 	/* the metrics first: a delivery superseded in the hand-over counts under the new rules */
 	if (r < 0 || (r = metrics_set_rules(e->metrics, names, signals, n)) < 0) {
@@ -205,13 +218,11 @@ static int install_rules(Engine *e, Rules *rules)
 		return r;
 	}
 	uint64_t now = timer_now();
-	for (size_t i = 0; i < n; i++) {
-		RuleState *old = predecessor(e, rules, &rules->v[i], claimed);
-		if (old) {
-			rulestate_take_over(v[i], old, now);
+	for (size_t i = 0; i < n; i++)
+		if (olds[i]) {
+			rulestate_take_over(v[i], olds[i], now);
 			kept++;
 		}
-	}
 	states_free(e->states, e->n_states);
 	rules_free(e->rules);
 	e->rules = rules;

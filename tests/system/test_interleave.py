@@ -205,13 +205,14 @@ IDENTITY = {  # the rule as the reload leaves it: (name, paths)
     "paths": lambda vol, extra: ("app", [vol]),
     "order": lambda vol, extra: ("app", [extra, vol]),
     "name": lambda vol, extra: ("app2", [vol, extra]),
+    "name-and-paths": lambda vol, extra: ("app2", [vol]),  # found by its match and signal
 }
 
 
 @pytest.mark.parametrize("state", ["pending", "handler-wait", "failed"])
 @pytest.mark.parametrize("change", list(IDENTITY))
 def test_rule_changed_in_flight_still_delivers(pod, workdir, change, state):
-    """#10 item 2: the rule's paths (or their order, or its name) change in a rule-file reload
+    """#10 item 2: the rule's paths (or their order, or its name, or both) change in a reload
     while its burst is pending, its delivery waits for a handler, or its delivery failed: the
     target still ends up signaled with the new content, once."""
     vol, extra = volume(workdir), plain_dir(workdir)

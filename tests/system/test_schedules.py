@@ -251,11 +251,12 @@ class World:
 
     def rule_file(self, versions, marker):
         """The rules of versions, and a marker rule whose "watching" line says this version is
-        loaded: a name and a path of its own, so that no other rule passes for it renamed."""
+        loaded: a name, a path and a target of its own, so that no other rule (an earlier
+        marker) passes for it renamed."""
         path = self.workdir / "marker" / marker
         path.mkdir()
         body = "".join(versions[i].yaml() for i in sorted(versions))
-        body += f"  - name: {marker}\n    paths: [{path}]\n    match: {{comm: nobody}}\n"
+        body += f"  - name: {marker}\n    paths: [{path}]\n    match: {{comm: {marker}}}\n"
         return SETTINGS + GRACE + "rules:\n" + body
 
     def write_rule_file(self, text, versions):
