@@ -583,6 +583,7 @@ void engine_free(Engine *e)
 		return;
 	states_free(e->states, e->n_states); /* their requests first: the fetcher owns them */
 	fetcher_free(e->fetcher);
+	proc_scan_release();
 	rules_free(e->rules);
 	http_free(e->http);
 	free(e->listen);
@@ -596,7 +597,8 @@ void engine_free(Engine *e)
 /* sigreload_targets and the targets' figures come from the pinned targets, which a scrape
  * refreshes with a /proc scan (and reads of their stat and fd tables) when the last is older
  * than a second: however many scrapers, one scan a second at most, and an idle sidecar nobody
- * scrapes scans nothing. */
+ * scrapes scans nothing. A set whose leaders changed since (an exit, a delivery's scan) has its
+ * figures read again, so that a scrape never shows a set that is gone. */
 static char *render_metrics(void *userdata, size_t *len)
 {
 	Engine *e = userdata;
@@ -614,7 +616,7 @@ static char *render_metrics(void *userdata, size_t *len)
 		TargetSet *t = rulestate_targets(e->states[i]);
 		if (!t)
 			continue; /* an http rule signals nobody */
-		if (fresh || !e->figures_read)
+		if (fresh || !e->figures_read || targetset_figures_stale(t))
 			targetset_read_figures(t);
 		figures[i] = *targetset_figures(t);
 	}

@@ -22,6 +22,7 @@
 struct ProcEntry {
 	int procfd;
 	char dir[24]; /* "PID" under procfd, or "/proc/PID" */
+	int comm_fd; /* its comm file, kept open between scans (see CommFds), or -1 */
 	int stat_res, comm_res, uid_res, cmdline_res, exe_res; /* 1: not read yet, 0: read, <0 */
 	ProcStat st;
 	char comm[PROC_COMM_MAX];
@@ -335,6 +336,90 @@ const ProcStat *proc_entry_stat(ProcEntry *e)
 	return e->stat_res == 0 ? &e->st : NULL;
 }
 
+/* The comm files of the processes the last scan saw, kept open, sorted by pid: a scan then
+ * costs one pread a known process instead of an open, a read and a close (a pod's 50 processes:
+ * 50 system calls rather than 150). At most COMM_FDS of them, so that a big process table
+ * cannot take the fds sigreload needs; past that, comm is opened and closed each time. */
+#define COMM_FDS 128
+
+typedef struct CommFd {
+	pid_t pid;
+	int fd;
+} CommFd;
+
+static struct {
+	CommFd v[COMM_FDS], next[COMM_FDS];
+	size_t n, n_next, cursor; /* cursor: into v, as a scan's pids go up */
+} comm_fds;
+
+static int comm_fd_open(int procfd, const char *path)
+{
+	if (comm_fds.n_next >= COMM_FDS)
+		return -1;
+	return openat(procfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+}
+
+/* The fd kept for pid, if any; the ones kept for lower pids are of processes gone. */
+static int comm_fd_take(pid_t pid)
+{
+	while (comm_fds.cursor < comm_fds.n && comm_fds.v[comm_fds.cursor].pid < pid)
+		close(comm_fds.v[comm_fds.cursor++].fd);
+	if (comm_fds.cursor < comm_fds.n && comm_fds.v[comm_fds.cursor].pid == pid)
+		return comm_fds.v[comm_fds.cursor++].fd;
+	return -1;
+}
+
+/* After a process's visit: its fd kept for the next scan, unless it proved stale. */
+static void comm_fd_keep(ProcEntry *e, pid_t pid)
+{
+	if (e->comm_fd < 0)
+		return;
+	if (e->comm_res < 0 || comm_fds.n_next >= COMM_FDS) {
+		close(e->comm_fd);
+		return;
+	}
+	comm_fds.next[comm_fds.n_next++] = (CommFd){ .pid = pid, .fd = e->comm_fd };
+}
+
+/* The scan is over (or abandoned): what it kept replaces what was kept. */
+static void comm_fds_swap(void)
+{
+	comm_fd_take(INT_MAX); /* closes the rest: processes gone (or not reached) */
+	memcpy(comm_fds.v, comm_fds.next, comm_fds.n_next * sizeof(*comm_fds.v));
+	comm_fds.n = comm_fds.n_next;
+	comm_fds.n_next = comm_fds.cursor = 0;
+}
+
+void proc_scan_release(void)
+{
+	comm_fds_swap(); /* between scans nothing is kept for the next: every fd is closed */
+}
+
+/* comm through the fd kept open for it: /proc makes the file anew at each read from offset 0,
+ * and answers ESRCH once the process it was opened for is gone. The pid may name a new process
+ * by now, with a file of its own: then that one is opened. */
+static ssize_t read_comm(ProcEntry *e, const char *path)
+{
+	bool kept = e->comm_fd >= 0;
+
+	if (!kept && e->procfd != AT_FDCWD)
+		e->comm_fd = comm_fd_open(e->procfd, path);
+	while (e->comm_fd >= 0) {
+		ssize_t n = pread(e->comm_fd, e->comm, sizeof(e->comm) - 1, 0);
+		if (n >= 0) {
+			e->comm[n] = '\0';
+			return n;
+		}
+		int err = errno;
+		close(e->comm_fd);
+		e->comm_fd = err == ESRCH && kept ? comm_fd_open(e->procfd, path) : -1;
+		kept = false;
+		if (err != ESRCH)
+			return -err;
+	}
+	return read_small(e->procfd, path, e->comm, sizeof(e->comm));
+}
+
 int proc_entry_comm(ProcEntry *e, const char **out)
 {
 	if (e->stat_res == 0) {
@@ -344,7 +429,7 @@ int proc_entry_comm(ProcEntry *e, const char **out)
 	if (e->comm_res > 0) {
 		char path[32];
 		snprintf(path, sizeof(path), "%s/comm", e->dir);
-		ssize_t n = read_small(e->procfd, path, e->comm, sizeof(e->comm));
+		ssize_t n = read_comm(e, path);
 		if (n > 0 && e->comm[n - 1] == '\n')
 			e->comm[--n] = '\0';
 		e->comm_res = n > 0 ? 0 : n == 0 ? -ENOENT : (int)n;
@@ -431,6 +516,7 @@ int proc_visit(pid_t pid, ProcVisitFn fn, void *userdata)
 	ProcEntry *e = &entry;
 
 	e->procfd = AT_FDCWD;
+	e->comm_fd = -1;
 	e->stat_res = e->comm_res = e->uid_res = e->cmdline_res = e->exe_res = 1;
 	snprintf(e->dir, sizeof(e->dir), "/proc/%d", (int)pid);
 	return fn(e, userdata);
@@ -477,15 +563,21 @@ int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info)
 			continue;
 		ProcEntry *e = &entry;
 		e->procfd = dirfd(dir);
+		e->comm_fd = comm_fd_take(pid);
 		e->stat_res = e->comm_res = e->uid_res = e->cmdline_res = e->exe_res = 1;
 		snprintf(e->dir, sizeof(e->dir), "%d", (int)pid);
 		scan.visited++;
 		r = fn ? fn(e, userdata) : 0;
-		if (r < 0)
+		comm_fd_keep(e, pid);
+		if (r < 0) {
+			comm_fds_swap();
 			return r;
+		}
 	}
-	if (errno != 0)
-		return -errno;
+	r = errno;
+	comm_fds_swap();
+	if (r != 0)
+		return -r;
 	if (info)
 		*info = scan;
 	return 0;

@@ -84,6 +84,9 @@ typedef struct ProcScanInfo {
 /* Calls fn for one process, as a scan would (its files read on first use). */
 int proc_visit(pid_t pid, ProcVisitFn fn, void *userdata);
 
+/* Closes the files scans keep open between them (an fd for each process's comm, at most 128). */
+void proc_scan_release(void);
+
 /* Walks /proc once. Processes that vanish during the walk are skipped. fn and info may be
  * NULL (a count only). Not reentrant: one scan at a time. */
 int proc_scan(ProcVisitFn fn, void *userdata, ProcScanInfo *info);

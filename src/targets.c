@@ -28,6 +28,7 @@ struct TargetSet {
 	size_t n, cap;
 	bool scanned, partial;
 	TargetFigures figures;
+	bool figures_stale; /* a leader pinned or unpinned since they were read */
 };
 
 int targetset_new(Loop *loop, Metrics *m, const char *rule, TargetSet **out)
@@ -50,6 +51,7 @@ static void unpin(TargetSet *t, size_t i)
 	notify_unpin(&pin->p);
 	free(pin);
 	t->v[i] = t->v[--t->n];
+	t->figures_stale = true;
 }
 
 void targetset_free(TargetSet *t)
@@ -118,6 +120,7 @@ static int pin_new(TargetSet *t, const Target *target)
 	if (pin->src.fd >= 0 && loop_add(t->loop, &pin->src, EPOLLIN) < 0)
 		pin->src.fd = -1; /* pinned still, but its exit is seen by the next scan */
 	t->v[t->n++] = pin;
+	t->figures_stale = true;
 	if (t->scanned)
 		log_info("target started", LF_STR("rule", t->rule), LF_INT("pid", target->pid),
 			 LF_STR("comm", target->comm));
@@ -203,6 +206,12 @@ void targetset_read_figures(TargetSet *t)
 		}
 	}
 	t->figures = f;
+	t->figures_stale = false;
+}
+
+bool targetset_figures_stale(const TargetSet *t)
+{
+	return t->figures_stale;
 }
 
 const TargetFigures *targetset_figures(const TargetSet *t)

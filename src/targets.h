@@ -41,8 +41,9 @@ void targetset_each(TargetSet *t, const Matcher *m,
 /* Reads the pinned leaders' figures from /proc now (stat, and the fd table where it may): for
  * /metrics, at most as often as it scans. */
 void targetset_read_figures(TargetSet *t);
-/* The figures last read. */
+/* The figures last read, and whether a leader was pinned or unpinned since. */
 const TargetFigures *targetset_figures(const TargetSet *t);
+bool targetset_figures_stale(const TargetSet *t);
 
 /* The loop's dispatch for a pin's pidfd: its process exited (logged and counted). */
 void targetset_dispatch(Source *src);
