@@ -9,4 +9,7 @@
  * kernel granted it. Returns whether CAP_KILL is now effective. */
 bool caps_raise_kill(void);
 
+/* Whether CAP_KILL is effective: may this process signal another uid's? */
+bool caps_have_kill(void);
+
 #endif

@@ -46,7 +46,7 @@ struct Engine {
 	size_t n_states;
 	RuleEnv env;
 	Loop *loop;
-	Source *signals;
+	Source signals; /* TERM, INT and HUP, blocked, read from a signalfd */
 	Watch *watch;
 	Timer *timer;
 	char *config_path; /* absolute, to watch; NULL: the rules came from the command line */
@@ -71,7 +71,7 @@ static void take_signals(Engine *e);
 static int digest_tick(void *userdata)
 {
 	Engine *e = userdata;
-	struct pollfd p[2] = { { .fd = e->signals->fd, .events = POLLIN },
+	struct pollfd p[2] = { { .fd = e->signals.fd, .events = POLLIN },
 			       { .fd = e->http ? http_source(e->http)->fd : -1,
 				 .events = POLLIN } };
 
@@ -449,7 +449,7 @@ static void take_signals(Engine *e)
 	struct signalfd_siginfo si;
 	char sig[SIGNAME_MAX];
 
-	while (read(e->signals->fd, &si, sizeof(si)) == sizeof(si)) {
+	while (read(e->signals.fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			log_info("SIGHUP received: reloading the rule file",
 				 LF_INT("from_pid", si.ssi_pid));
@@ -535,12 +535,28 @@ static char *absolute(const char *path)
 	return out;
 }
 
+/* TERM, INT and HUP arrive on the engine's signalfd, never in an asynchronous handler. */
+static int take_over_signals(Engine *e)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	e->signals =
+	    (Source){ .type = SOURCE_SIGNAL, .fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC) };
+	return e->signals.fd < 0 ? -errno : loop_add(e->loop, &e->signals, EPOLLIN);
+}
+
 static void engine_freep(Engine **e)
 {
 	engine_free(*e);
 }
 
-int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signals, Engine **out)
+int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Engine **out)
 {
 	_cleanup_(rules_freep) Rules *owned = rules;
 	_cleanup_(engine_freep) Engine *e = calloc(1, sizeof(*e));
@@ -551,7 +567,7 @@ int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signa
 		return -ENOMEM;
 	e->opt = *opt;
 	e->loop = loop;
-	e->signals = signals;
+	e->signals = (Source){ .fd = -1 };
 	ops.userdata = e;
 	if ((r = metrics_new(&e->metrics)) < 0 || (r = fetcher_new(loop, &e->fetcher)) < 0)
 		return r;
@@ -569,7 +585,7 @@ int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signa
 	if ((r = watch_new(&ops, &e->watch)) < 0 || (r = timer_new(&e->timer)) < 0 ||
 	    (r = loop_add(loop, watch_inotify_source(e->watch), EPOLLIN)) < 0 ||
 	    (r = loop_add(loop, timer_source(e->timer), EPOLLIN)) < 0 ||
-	    (r = loop_add(loop, signals, EPOLLIN)) < 0 ||
+	    (r = take_over_signals(e)) < 0 ||
 	    (watch_mounts_source(e->watch) &&
 	     (r = loop_add(loop, watch_mounts_source(e->watch), EPOLLPRI)) < 0))
 		return r;
@@ -591,6 +607,8 @@ void engine_free(Engine *e)
 	watch_free(e->watch);
 	timer_free(e->timer);
 	free(e->config_path);
+	if (e->signals.fd >= 0)
+		close(e->signals.fd);
 	free(e);
 }
 

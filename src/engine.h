@@ -22,9 +22,9 @@ typedef struct EngineOptions {
 	LogLevel log_level;
 } EngineOptions;
 
-/* Takes ownership of rules (also on failure). signals is the signalfd source main() made (TERM,
- * INT, HUP). */
-int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Source *signals, Engine **out);
+/* Takes ownership of rules (also on failure). Blocks TERM, INT and HUP and takes them from a
+ * signalfd of its own on loop. */
+int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Engine **out);
 void engine_free(Engine *e);
 
 /* Arms the watches, takes the start-up digests, sends signal_on_start signals. Returns 0, 1

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -83,96 +82,105 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Returns -1 to go on, or the exit code to leave with. */
-static int parse_args(int argc, char **argv, Options *o)
+enum { OPT_DRY_RUN = 256, OPT_LOG_FORMAT, OPT_LOG_LEVEL, OPT_METRICS_LISTEN, OPT_NO_SECCOMP };
+
+static const struct option longopts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ 0 },
+};
+
+/* The command word, when argv[1] is one: -1 to go on (argv past it), or an exit code. */
+static int take_command(int *argc, char ***argv, Options *o)
 {
-	enum {
-		OPT_DRY_RUN = 256,
-		OPT_LOG_FORMAT,
-		OPT_LOG_LEVEL,
-		OPT_METRICS_LISTEN,
-		OPT_NO_SECCOMP
-	};
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
-		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
-		{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ 0 },
-	};
 	static const char *const commands[] = { "run", "check", "match", "hash" };
+
+	o->command = "run";
+	if (*argc < 2 || (*argv)[1][0] == '-')
+		return -1;
+	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+		if (strcmp((*argv)[1], commands[i]) == 0)
+			o->command = commands[i];
+	if (strcmp(o->command, (*argv)[1]) != 0)
+		return usage_error("unknown command '%s'", (*argv)[1]);
+	(*argv)++, (*argc)--;
+	return -1;
+}
+
+/* One option getopt_long returned: -1 to go on, or an exit code. */
+static int take_option(int c, char **argv, Options *o)
+{
 	LogFormat format;
 	LogLevel level;
 	ListenAddr addr;
-	char err[256];
-	int c;
 
-	o->command = "run";
-	if (argc > 1 && argv[1][0] != '-') {
-		for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-			if (strcmp(argv[1], commands[i]) == 0)
-				o->command = commands[i];
-		if (strcmp(o->command, argv[1]) != 0)
-			return usage_error("unknown command '%s'", argv[1]);
-		argv++, argc--;
+	switch (c) {
+	case 'c':
+		if (!*optarg)
+			return usage_error("-c needs a file name, not an empty string");
+		o->config = optarg;
+		return -1;
+	case OPT_DRY_RUN:
+		o->dry_run = true;
+		return -1;
+	case OPT_NO_SECCOMP:
+		o->no_seccomp = true;
+		return -1;
+	case OPT_LOG_FORMAT:
+		if (log_format_parse(optarg, &format) < 0)
+			return usage_error("--log-format must be logfmt or json, not '%s'", optarg);
+		o->log_format = optarg;
+		return -1;
+	case OPT_LOG_LEVEL:
+		if (log_level_parse(optarg, &level) < 0)
+			return usage_error(
+			    "--log-level must be debug, info, warn or error, not '%s'", optarg);
+		o->log_level = optarg;
+		return -1;
+	case OPT_METRICS_LISTEN:
+		if (*optarg && addr_parse(optarg, &addr) < 0)
+			return usage_error("--metrics-listen '%s' is not an address such as :9533",
+					   optarg);
+		o->metrics_listen = optarg;
+		return -1;
+	case 'h':
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	case 'V':
+		printf("sigreload %s\n", SIGRELOAD_VERSION);
+		return EXIT_OK;
+	case ':':
+		return usage_error("option '%s' needs a value", argv[optind - 1]);
+	default:
+		/* within a cluster ("-xy") argv[optind - 1] is not the option itself */
+		if (optopt)
+			return usage_error("unknown option '-%c'", optopt);
+		return usage_error("unknown option '%s'", argv[optind - 1]);
 	}
+}
+
+/* Returns -1 to go on, or the exit code to leave with. */
+static int parse_args(int argc, char **argv, Options *o)
+{
+	char err[256];
+	int c, r;
+
+	if ((r = take_command(&argc, &argv, o)) >= 0)
+		return r;
 	int taken = cmreload_take(&argc, argv, &o->cm, err, sizeof(err));
 	if (taken < 0)
 		return usage_error("%s", taken == -ENOMEM ? "out of memory" : err);
 	o->cmreload = taken > 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:hV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			if (!*optarg)
-				return usage_error("-c needs a file name, not an empty string");
-			o->config = optarg;
-			break;
-		case OPT_DRY_RUN:
-			o->dry_run = true;
-			break;
-		case OPT_NO_SECCOMP:
-			o->no_seccomp = true;
-			break;
-		case OPT_LOG_FORMAT:
-			if (log_format_parse(optarg, &format) < 0)
-				return usage_error("--log-format must be logfmt or json, not '%s'",
-						   optarg);
-			o->log_format = optarg;
-			break;
-		case OPT_LOG_LEVEL:
-			if (log_level_parse(optarg, &level) < 0)
-				return usage_error(
-				    "--log-level must be debug, info, warn or error, not '%s'",
-				    optarg);
-			o->log_level = optarg;
-			break;
-		case OPT_METRICS_LISTEN:
-			if (*optarg && addr_parse(optarg, &addr) < 0)
-				return usage_error(
-				    "--metrics-listen '%s' is not an address such as :9533",
-				    optarg);
-			o->metrics_listen = optarg;
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return EXIT_OK;
-		case 'V':
-			printf("sigreload %s\n", SIGRELOAD_VERSION);
-			return EXIT_OK;
-		case ':':
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
-		default:
-			/* within a cluster ("-xy") argv[optind - 1] is not the option itself */
-			if (optopt)
-				return usage_error("unknown option '-%c'", optopt);
-			return usage_error("unknown option '%s'", argv[optind - 1]);
-		}
-	}
+	while ((c = getopt_long(argc, argv, ":c:hV", longopts, NULL)) != -1)
+		if ((r = take_option(c, argv, o)) >= 0)
+			return r;
 	o->args = argv + optind;
 	o->n_args = argc - optind;
 	if (o->cmreload && o->config)
@@ -539,23 +547,6 @@ static int cmd_hash(const Options *o)
 	return status;
 }
 
-/* TERM, INT and HUP arrive on a signalfd, never in an asynchronous handler. */
-static int block_signals(Source *src)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -errno;
-	signal(SIGPIPE, SIG_IGN); /* a client that hangs up is an error code, not a death */
-	*src =
-	    (Source){ .type = SOURCE_SIGNAL, .fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC) };
-	return src->fd < 0 ? -errno : 0;
-}
-
 /* Once every fd is open: from here on, only the system calls the loop needs. */
 static void lock_down(const Options *o)
 {
@@ -579,7 +570,6 @@ static int cmd_run(const Options *o)
 			     .dry_run = o->dry_run,
 			     .metrics_listen = o->metrics_listen,
 			     .can_kill_any = caps_raise_kill() };
-	Source signals;
 	Loop *loop = NULL;
 	Engine *engine = NULL;
 	Rules *rules;
@@ -593,8 +583,8 @@ static int cmd_run(const Options *o)
 		eo.log_level_set = log_level_parse(o->log_level, &eo.log_level) == 0;
 	if (!(rules = load_or_report(o)))
 		return EXIT_USAGE;
-	if ((r = block_signals(&signals)) < 0 || (r = loop_new(&loop)) < 0 ||
-	    (r = engine_new(&eo, rules, loop, &signals, &engine)) < 0) {
+	signal(SIGPIPE, SIG_IGN); /* a client that hangs up is an error code, not a death */
+	if ((r = loop_new(&loop)) < 0 || (r = engine_new(&eo, rules, loop, &engine)) < 0) {
 		fprintf(stderr, "sigreload: cannot start: %s\n", strerror(-r));
 		loop_free(loop);
 		return EXIT_RUNTIME;
@@ -606,7 +596,6 @@ static int cmd_run(const Options *o)
 	}
 	engine_free(engine);
 	loop_free(loop);
-	close(signals.fd);
 	return r == 1 ? EXIT_OK : EXIT_RUNTIME;
 }
 

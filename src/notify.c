@@ -10,11 +10,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "compat.h"
 #include "proc.h"
 #include "signame.h"
-
-#define CAP_KILL_BIT 5
 
 /* The pid still names the process the scan saw: 0, -ESRCH, or why it cannot be told (EMFILE). */
 static int same_process(pid_t pid, unsigned long long starttime)
@@ -96,21 +95,6 @@ bool notify_alive(const Pinned *p)
 	return same_process(p->pid, p->starttime) == 0;
 }
 
-static bool have_cap_kill(void)
-{
-	char line[256];
-	unsigned long long eff = 0;
-	FILE *f = fopen("/proc/self/status", "re");
-
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "CapEff: %llx", &eff) == 1)
-			break;
-	fclose(f);
-	return (eff >> CAP_KILL_BIT) & 1;
-}
-
 void notify_explain_eperm(pid_t pid, char *buf, size_t size)
 {
 	ProcStatus status;
@@ -118,7 +102,7 @@ void notify_explain_eperm(pid_t pid, char *buf, size_t size)
 
 	if (proc_read_status(pid, &status) < 0)
 		snprintf(buf, size, "permission denied");
-	else if (status.uid != self && !have_cap_kill())
+	else if (status.uid != self && !caps_have_kill())
 		snprintf(
 		    buf, size,
 		    "target uid %u differs from ours (%u): run as uid %u, or add capability KILL",

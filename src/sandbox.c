@@ -92,6 +92,7 @@ static const char *const allowed[] = {
 	"geteuid",
 	"getgid",
 	"getegid",
+	"capget", /* whether CAP_KILL explains a refused signal */
 	"prlimit64",
 	"getrlimit",
 	"exit",
