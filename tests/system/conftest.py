@@ -303,14 +303,16 @@ class Log:
         return [parse_log(line) for line in self.stream.lines if line]
 
     def expect(self, msg, timeout=TIMEOUT, **fields):
+        """The next line whose msg is msg (or one of the tuple msg) with the given fields."""
         want = {k: str(v) for k, v in fields.items()}
+        msgs = msg if isinstance(msg, tuple) else (msg,)
 
         def matches(line):
             try:
                 ev = parse_log(line)
             except ValueError:
                 return False
-            return ev.get("msg") == msg and all(str(ev.get(k)) == v for k, v in want.items())
+            return ev.get("msg") in msgs and all(str(ev.get(k)) == v for k, v in want.items())
 
         deadline = time.monotonic() + timeout
         s = self.stream

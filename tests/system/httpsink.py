@@ -19,7 +19,9 @@ from conftest import TIMEOUT, Proc, helper
 
 class Handler(http.server.BaseHTTPRequestHandler):
     """/status/N answers N; /body/N, N bytes; /slow, after 6 s; /hang, when the sink is
-    closed; /redirect, 302 to /status/200; anything else 200 "ok"."""
+    closed; /redirect, 302 to /status/200; /reload counts a generation that /generation
+    tells ("generation N"), as an application's status page tells its config's; anything
+    else 200 "ok"."""
 
     protocol_version = "HTTP/1.1"
 
@@ -41,6 +43,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = b"slow"
         elif self.path == "/hang":
             sink.release.wait(60)
+        elif self.path == "/reload":
+            with sink.lock:
+                sink.generation += 1
+        elif self.path == "/generation":
+            with sink.lock:
+                body = f"generation {sink.generation}".encode()
         elif self.path == "/redirect":
             status, extra = 302, {"Location": "/status/200"}
         self.send_response(status)
@@ -68,6 +76,7 @@ class Server(http.server.ThreadingHTTPServer):
 class Sink:
     def __init__(self, tls=None, client_ca=None):
         self.requests = []
+        self.generation = 0
         self.sni = []
         self.handshake_errors = 0
         self.release = threading.Event()
