@@ -40,6 +40,14 @@ static inline void closedirp(DIR **d)
 #define _cleanup_fclose_   _cleanup_(fclosep)
 #define _cleanup_closedir_ _cleanup_(closedirp)
 
+/* type_freep(Type **p) for a destructor type_free(Type *p) that takes NULL: a constructor builds
+ * into a _cleanup_(type_freep) local, and hands it out with TAKE_PTR once it is whole. */
+#define DEFINE_CLEANUP_FUNC(type, func)                                                            \
+	static inline void func##p(type **p)                                                       \
+	{                                                                                          \
+		func(*p);                                                                          \
+	}
+
 /* Hand a resource out of a _cleanup_ scope: returns it and leaves the variable empty. */
 #define TAKE_PTR(p)                                                                                \
 	({                                                                                         \

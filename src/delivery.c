@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "array.h"
+#include "cleanup.h"
 #include "log.h"
 #include "notify.h"
 #include "proc.h"
@@ -63,15 +64,15 @@ struct Delivery {
 	bool polling;
 };
 
+DEFINE_CLEANUP_FUNC(Delivery, delivery_free)
+
 int delivery_new(const DeliverySpec *spec, const unsigned char digest[DIGEST_LEN],
 		 uint64_t burst_start, Metrics *m, Delivery **out)
 {
-	Delivery *d = calloc(1, sizeof(*d));
+	_cleanup_(delivery_freep) Delivery *d = calloc(1, sizeof(*d));
 
-	if (!d || !(d->rule = strdup(spec->rule))) {
-		free(d);
+	if (!d || !(d->rule = strdup(spec->rule)))
 		return -ENOMEM;
-	}
 	d->signal = spec->signal;
 	d->handler_wait_ns = spec->handler_wait_ms * NSEC_PER_MSEC;
 	d->verify_after_ns = spec->verify_after_ms * NSEC_PER_MSEC;
@@ -84,11 +85,9 @@ int delivery_new(const DeliverySpec *spec, const unsigned char digest[DIGEST_LEN
 	memcpy(d->digest, digest, DIGEST_LEN);
 	/* the first read of the proof, now, before anything is told */
 	if (spec->verify && !spec->dry_run &&
-	    verification_new(spec->verify, spec->fetcher, &d->verify) < 0) {
-		delivery_free(d);
+	    verification_new(spec->verify, spec->fetcher, &d->verify) < 0)
 		return -ENOMEM;
-	}
-	*out = d;
+	*out = TAKE_PTR(d);
 	return 0;
 }
 

@@ -551,10 +551,7 @@ static int take_over_signals(Engine *e)
 	return e->signals.fd < 0 ? -errno : loop_add(e->loop, &e->signals, EPOLLIN);
 }
 
-static void engine_freep(Engine **e)
-{
-	engine_free(*e);
-}
+DEFINE_CLEANUP_FUNC(Engine, engine_free)
 
 int engine_new(const EngineOptions *opt, Rules *rules, Loop *loop, Engine **out)
 {

@@ -53,6 +53,7 @@ struct Fetcher {
 	uint64_t failed_due; /* failures found in fetch_start wait for this; 0: none */
 	Fetch *head, *tail; /* in the order started: failures are told in that order */
 	bool hosts_only; /* libcurl would resolve in a thread: see fetch_resolver */
+	bool curl_global; /* curl_global_init succeeded: curl_global_cleanup is owed */
 };
 
 const char *fetch_resolver(void)
@@ -576,27 +577,26 @@ static void deliver(Fetcher *f)
 
 /* ---- the interface ------------------------------------------------------------------------- */
 
+DEFINE_CLEANUP_FUNC(Fetcher, fetcher_free)
+
 int fetcher_new(Loop *loop, Fetcher **out)
 {
-	Fetcher *f = calloc(1, sizeof(*f));
+	_cleanup_(fetcher_freep) Fetcher *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -ENOMEM;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		free(f);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -ENOMEM;
-	}
+	f->curl_global = true;
 	f->loop = loop;
 	f->hosts_only = strcmp(fetch_resolver(), "hosts-file") == 0;
 	if (!(f->multi = curl_multi_init()) ||
 	    curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
 	    curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f) != CURLM_OK ||
 	    curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
-	    curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f) != CURLM_OK) {
-		fetcher_free(f);
+	    curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f) != CURLM_OK)
 		return -ENOMEM;
-	}
-	*out = f;
+	*out = TAKE_PTR(f);
 	return 0;
 }
 
@@ -607,7 +607,8 @@ void fetcher_free(Fetcher *f)
 	while (f->head)
 		fetch_cancel(f->head);
 	curl_multi_cleanup(f->multi);
-	curl_global_cleanup();
+	if (f->curl_global)
+		curl_global_cleanup();
 	free(f);
 }
 

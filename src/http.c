@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "cleanup.h"
 #include "log.h"
 #include "timer.h"
 
@@ -250,22 +251,23 @@ static int listen_on(const ListenAddr *a, char *address, size_t size)
 	return fd;
 }
 
+DEFINE_CLEANUP_FUNC(Http, http_free)
+
 int http_new(const char *addr, const HttpHandlers *handlers, Http **out, char *err, size_t errsize)
 {
 	ListenAddr a;
-	Http *h;
 
 	if (addr_parse(addr, &a) < 0) {
 		snprintf(err, errsize, "\"%s\" is not an address such as :9533", addr);
 		return -EINVAL;
 	}
-	if (!(h = calloc(1, sizeof(*h))))
+	_cleanup_(http_freep) Http *h = calloc(1, sizeof(*h));
+	if (!h)
 		return -ENOMEM;
 	h->h = *handlers;
-	int fd = listen_on(&a, h->address, sizeof(h->address));
+	_cleanup_close_ int fd = listen_on(&a, h->address, sizeof(h->address));
 	if (fd < 0) {
 		snprintf(err, errsize, "cannot listen on %s: %s", addr, strerror(-fd));
-		free(h);
 		return fd;
 	}
 	h->daemon = MHD_start_daemon(
@@ -276,18 +278,16 @@ int http_new(const char *addr, const HttpHandlers *handlers, Http **out, char *e
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_PER_CONNECTION,
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_NOTIFY_COMPLETED,
 	    on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+	if (h->daemon)
+		TAKE_FD(fd); /* the daemon's now: http_free closes it */
 	const union MHD_DaemonInfo *info =
 	    h->daemon ? MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
 	if (!info) {
 		snprintf(err, errsize, "cannot start the HTTP server on %s", addr);
-		if (h->daemon)
-			MHD_stop_daemon(h->daemon);
-		close(fd);
-		free(h);
 		return -EIO;
 	}
 	h->src = (Source){ .type = SOURCE_HTTP, .fd = info->epoll_fd };
-	*out = h;
+	*out = TAKE_PTR(h);
 	return 0;
 }
 
@@ -297,9 +297,10 @@ void http_free(Http *h)
 		return;
 	/* MHD does not close a listening socket it was given */
 	const union MHD_DaemonInfo *info =
-	    MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+	    h->daemon ? MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_LISTEN_FD) : NULL;
 	int fd = info ? info->listen_fd : -1;
-	MHD_stop_daemon(h->daemon);
+	if (h->daemon)
+		MHD_stop_daemon(h->daemon);
 	if (fd >= 0)
 		close(fd);
 	while (h->oldest) { /* in case MHD closed them without telling */

@@ -6,6 +6,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "cleanup.h"
+
 #define MAX_EVENTS 16
 
 struct Loop {
@@ -15,19 +17,18 @@ struct Loop {
 	int n, next;
 };
 
+DEFINE_CLEANUP_FUNC(Loop, loop_free)
+
 int loop_new(Loop **out)
 {
-	Loop *loop = calloc(1, sizeof(*loop));
+	_cleanup_(loop_freep) Loop *loop = calloc(1, sizeof(*loop));
 
 	if (!loop)
 		return -ENOMEM;
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (loop->epfd < 0) {
-		int r = -errno;
-		free(loop);
-		return r;
-	}
-	*out = loop;
+	if (loop->epfd < 0)
+		return -errno;
+	*out = TAKE_PTR(loop);
 	return 0;
 }
 
@@ -35,7 +36,8 @@ void loop_free(Loop *loop)
 {
 	if (!loop)
 		return;
-	close(loop->epfd);
+	if (loop->epfd >= 0)
+		close(loop->epfd);
 	free(loop);
 }
 

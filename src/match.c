@@ -239,31 +239,29 @@ int match_regex_compile(const char *re, regex_t *out, char *err, size_t errsize)
 	return 0;
 }
 
+DEFINE_CLEANUP_FUNC(Matcher, match_free)
+
 int match_new(const char *comm, const char *cmdline, const char *exe, const uid_t *uid,
 	      Matcher **out, char *err, size_t errsize)
 {
-	Matcher *m = calloc(1, sizeof(*m));
+	_cleanup_(match_freep) Matcher *m = calloc(1, sizeof(*m));
 
 	if (!m)
 		return -ENOMEM;
 	if ((comm && !(m->comm = strdup(comm))) || (cmdline && !(m->cmdline = strdup(cmdline))) ||
-	    (exe && !(m->exe = strdup(exe)))) {
-		match_free(m);
+	    (exe && !(m->exe = strdup(exe))))
 		return -ENOMEM;
-	}
 	if (uid) {
 		m->has_uid = true;
 		m->uid = *uid;
 	}
 	if (cmdline) {
 		int r = match_regex_compile(cmdline, &m->re, err, errsize);
-		if (r < 0) {
-			match_free(m);
+		if (r < 0)
 			return r;
-		}
 		m->has_re = true;
 	}
-	*out = m;
+	*out = TAKE_PTR(m);
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <regex.h>
 
+#include "cleanup.h"
 #include "log.h"
 #include "match.h"
 
@@ -107,10 +108,7 @@ int rules_load(const char *file, Rules **out, RulesErrors *errs);
 int rules_parse(const char *file, const char *buf, size_t len, Rules **out, RulesErrors *errs);
 
 void rules_free(Rules *rules);
-static inline void rules_freep(Rules **rules)
-{
-	rules_free(*rules);
-}
+DEFINE_CLEANUP_FUNC(Rules, rules_free)
 void rules_errors_done(RulesErrors *errs);
 
 const Rule *rules_find(const Rules *rules, const char *name);

@@ -46,19 +46,19 @@ struct RuleState {
 	uint64_t unreadable_hash; /* of their names: a new set is warned about once */
 };
 
+DEFINE_CLEANUP_FUNC(RuleState, rulestate_free)
+
 int rulestate_new(const Rule *rule, const RuleEnv *env, RuleState **out)
 {
-	RuleState *s = calloc(1, sizeof(*s));
+	_cleanup_(rulestate_freep) RuleState *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return -ENOMEM;
 	s->rule = rule;
 	s->env = env;
-	if (rule->match && targetset_new(env->loop, env->metrics, rule->name, &s->targets) < 0) {
-		free(s);
+	if (rule->match && targetset_new(env->loop, env->metrics, rule->name, &s->targets) < 0)
 		return -ENOMEM;
-	}
-	*out = s;
+	*out = TAKE_PTR(s);
 	return 0;
 }
 
@@ -475,8 +475,8 @@ void rulestate_baseline(RuleState *s, bool starting)
 
 void rulestate_take_over(RuleState *s, RuleState *old, uint64_t now)
 {
-	bool same = rules_same_paths(s->rule, old->rule) &&
-		    strcmp(s->rule->name, old->rule->name) == 0;
+	bool same =
+	    rules_same_paths(s->rule, old->rule) && strcmp(s->rule->name, old->rule->name) == 0;
 	bool same_set = rules_same_path_set(s->rule, old->rule);
 	bool same_action = rules_same_action(s->rule, old->rule);
 	bool settled = old->baselined && !old->untold && !old->must_tell && !old->burst.due &&

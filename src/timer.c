@@ -7,26 +7,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cleanup.h"
+
 struct Timer {
 	Source src; /* first: the loop hands it back */
 	uint64_t armed;
 };
 
+DEFINE_CLEANUP_FUNC(Timer, timer_free)
+
 int timer_new(Timer **out)
 {
-	Timer *t = malloc(sizeof(*t));
+	_cleanup_(timer_freep) Timer *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return -ENOMEM;
 	t->src = (Source){ .type = SOURCE_TIMER,
 			   .fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC) };
-	if (t->src.fd < 0) {
-		int r = -errno;
-		free(t);
-		return r;
-	}
+	if (t->src.fd < 0)
+		return -errno;
 	t->armed = TIMER_NEVER;
-	*out = t;
+	*out = TAKE_PTR(t);
 	return 0;
 }
 
@@ -34,7 +35,8 @@ void timer_free(Timer *t)
 {
 	if (!t)
 		return;
-	close(t->src.fd);
+	if (t->src.fd >= 0)
+		close(t->src.fd);
 	free(t);
 }
 

@@ -753,9 +753,11 @@ int watch_arm(Watch *w)
 
 /* ---- life cycle ------------------------------------------------------------------------- */
 
+DEFINE_CLEANUP_FUNC(Watch, watch_free)
+
 int watch_new(const WatchOps *ops, Watch **out)
 {
-	Watch *w = calloc(1, sizeof(*w));
+	_cleanup_(watch_freep) Watch *w = calloc(1, sizeof(*w));
 
 	if (!w)
 		return -ENOMEM;
@@ -767,14 +769,11 @@ int watch_new(const WatchOps *ops, Watch **out)
 	w->mounts = (Source){ .type = SOURCE_MOUNTS,
 			      .fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC) };
 	struct stat root;
-	if (w->inotify.fd < 0 || stat("/", &root) < 0) {
-		int r = -errno;
-		watch_free(w);
-		return r;
-	}
+	if (w->inotify.fd < 0 || stat("/", &root) < 0)
+		return -errno;
 	w->root_dev = root.st_dev;
 	w->root_ino = root.st_ino;
-	*out = w;
+	*out = TAKE_PTR(w);
 	return 0;
 }
 
