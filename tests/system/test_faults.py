@@ -27,7 +27,7 @@ from kubelet import AtomicVolume
 SETPRIV = ["setpriv", "--reuid", "{uid}", "--regid", "{uid}", "--clear-groups", "--inh-caps=-all",
            "--bounding-set=-all"]
 OUTCOMES = ("held", "changed", "unchanged")
-#: what SPEC §7 allows between SIGTERM and exit, and what a liveness probe may wait
+#: what sigreload(8), SIGNALS, allows between SIGTERM and exit, and what a liveness probe may wait
 RESPONSIVE = 1.0
 
 
@@ -202,7 +202,8 @@ def test_directory_in_place_of_the_watched_file_is_hashed_as_a_tree(pod, workdir
     conf.mkdir()
     (conf / "inner.conf").write_text("inner\n")
     ev = outcome(r, "app")
-    assert (ev["msg"], ev["files"]) == ("changed", "1")  # SPEC §3: a directory is its files
+    # sigreload.yaml(5): a directory stands for its files
+    assert (ev["msg"], ev["files"]) == ("changed", "1")
     r.log.expect("reloaded", rule="app")
     (conf / "inner.conf").write_text("inner2\n")
     assert outcome(r, "app")["msg"] == "changed"  # watched as a tree from now on
@@ -298,9 +299,9 @@ def grow_sparse(path, stop):
 
 @pytest.mark.parametrize("kind", ["2gib", "growing"])
 def test_huge_file_does_not_block_the_loop(pod, workdir, kind):
-    """SPEC §7: SIGTERM exits within one second; a liveness probe on /healthz must not time out
-    because a watched file is big, or grows faster than it is hashed (a log file in a watched
-    directory)."""
+    """sigreload(8), SIGNALS: SIGTERM exits within one second; a liveness probe on /healthz must
+    not time out because a watched file is big, or grows faster than it is hashed (a log file in
+    a watched directory)."""
     conf = etc_file(workdir)
     r = Reloader(pod, workdir, rules(rule("app", [conf.parent], "mydaemon"),
                                      settings="debounce: 0\nstart_grace: 0\n"))
@@ -496,7 +497,7 @@ def test_events_as_fast_as_they_are_handled_do_not_starve_the_loop(pod, workdir)
     """A directory that gets an event for every event sigreload handles: its own debug log,
     written into a directory it watches (an emptyDir of logs watched by mistake). Every read
     of the queue finds a new event, so a loop that reads until the queue is empty never gets
-    back to epoll: SPEC §7's one second for SIGTERM must hold anyway."""
+    back to epoll: the one second for SIGTERM (sigreload(8), SIGNALS) must hold anyway."""
     logs = workdir / "logs"
     logs.mkdir()
     (logs / "a.conf").write_text("a\n")
