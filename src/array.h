@@ -11,7 +11,7 @@
 	({                                                                                         \
 		int _r = 0;                                                                        \
 		if ((n) >= (cap)) {                                                                \
-			size_t _c = (cap) ? (cap) * 2 : 8;                                         \
+			size_t _c = (cap) ? 2 * (cap) : 8;                                         \
 			__typeof__(v) _v = reallocarray((v), _c, sizeof(*(v)));                    \
 			if (_v) {                                                                  \
 				(v) = _v;                                                          \
