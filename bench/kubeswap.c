@@ -12,9 +12,9 @@
  *                                      the kubelet's update to version TAG (always written, so
  *                                      an unchanged TAG is a swap to identical content), then the
  *                                      records are collected: EXPECT 1 (a change) until the master
- *                                      has reported a signal that arrived after T_SWAP0 and no record came
- *                                      for SETTLE_MS, or WAIT_MS after the swap; EXPECT 0 for
- *                                      WAIT_MS after the swap
+ *                                      has reported a signal that arrived after T_SWAP0 and no
+ *                                      record came for SETTLE_MS, or WAIT_MS after the swap;
+ *                                      EXPECT 0 for WAIT_MS after the swap
  *   touch PATH WAIT_MS                 utimensat(PATH, now), as touch(1) does; records for WAIT_MS
  *   drain QUIET_MS                     records until none came for QUIET_MS
  *   quit
@@ -83,8 +83,8 @@ static size_t key_content(const char *tag, int i, char *buf)
 {
 	size_t n = (size_t)snprintf(buf, KEY_SIZE, "# version %s, key %d\n", tag, i);
 	for (int line = 0; n + 40 < KEY_SIZE; line++)
-		n += (size_t)snprintf(buf + n, KEY_SIZE - n, "setting_%03d = %s-%d-%d\n", line, tag, i,
-				      line);
+		n += (size_t)snprintf(buf + n, KEY_SIZE - n, "setting_%03d = %s-%d-%d\n", line, tag,
+				      i, line);
 	return n;
 }
 
@@ -96,8 +96,9 @@ static void ts_name(char *out, size_t size)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	unsigned long long r = ((unsigned long long)random() << 31 | (unsigned long long)random());
-	snprintf(out, size, "..%04d_%02d_%02d_%02d_%02d_%02d.%llu", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, r % 9999999999ULL + 1);
+	snprintf(out, size, "..%04d_%02d_%02d_%02d_%02d_%02d.%llu", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 r % 9999999999ULL + 1);
 }
 
 static int rmtree_at(int dirfd, const char *name)
@@ -216,8 +217,8 @@ static bool take_records(Out *o, unsigned long long after, bool *seen)
 		*nl = '\0';
 		if (sscanf(line, "S %ld %c %d %llu", &pid, &role, &sig, &ns) == 4) {
 			char rec[96];
-			int len = snprintf(rec, sizeof(rec), "%s%ld:%c:%d:%llu", o->n ? "," : "", pid,
-					   role, sig, ns);
+			int len = snprintf(rec, sizeof(rec), "%s%ld:%c:%d:%llu", o->n ? "," : "",
+					   pid, role, sig, ns);
 			out_add(o, rec, (size_t)len);
 			if (pid == master && ns >= after)
 				*seen = true;
@@ -323,10 +324,12 @@ int main(int argc, char **argv)
 				error_reply(dir, -r);
 				continue;
 			}
-			/* From right before the rename: a signal may beat the clock read right after it,
-			 * since the woken watcher can preempt us on this CPU as rename(2) returns. */
-			bool to = collect(&o, t[1], expect != 0, (unsigned long long)wait_ms * 1000000ULL,
-					  (unsigned long long)settle_ms * 1000000ULL);
+			/* From right before the rename: a signal may beat the clock read right
+			 * after it, since the woken watcher can preempt us on this CPU as rename(2)
+			 * returns. */
+			bool to =
+			    collect(&o, t[1], expect != 0, (unsigned long long)wait_ms * 1000000ULL,
+				    (unsigned long long)settle_ms * 1000000ULL);
 			reply_done(t, to, &o);
 			continue;
 		} else if (strcmp(cmd, "touch") == 0 &&
@@ -341,11 +344,12 @@ int main(int argc, char **argv)
 			reply_done(t, false, &o);
 			continue;
 		} else if (strcmp(cmd, "drain") == 0 && sscanf(line, "%*s %ld", &wait_ms) == 1) {
-			/* quiet for wait_ms: a change whose master never reports, with settle = wait */
+			/* quiet for wait_ms: a change whose master never reports, settle = wait */
 			t[0] = t[1] = t[2] = now_ns();
 			for (;;) {
 				size_t before = o.n;
-				collect(&o, now_ns(), false, (unsigned long long)wait_ms * 1000000ULL, 0);
+				collect(&o, now_ns(), false,
+					(unsigned long long)wait_ms * 1000000ULL, 0);
 				if (o.n == before)
 					break;
 			}

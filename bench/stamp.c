@@ -53,7 +53,8 @@ static void on_signal(int sig)
 	*p++ = ' ';
 	p = put_u64(p, (unsigned long long)sig);
 	*p++ = ' ';
-	p = put_u64(p, (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec);
+	p = put_u64(p,
+		    (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec);
 	*p++ = '\n';
 	(void)!write(STDOUT_FILENO, rec, (size_t)(p - rec));
 	errno = saved;
