@@ -46,8 +46,11 @@ DEBIAN_PACKAGES += haproxy postgresql php-fpm apache2 gunicorn python3-setprocti
 DEBIAN_PACKAGES += libcurl4-openssl-dev prometheus-alertmanager
 # `make bench`: system calls counted by strace, pictures drawn by matplotlib
 DEBIAN_PACKAGES += strace python3-matplotlib
+# `make format-check` (part of `make test`)
+DEBIAN_PACKAGES += clang-format
 
 .PHONY: all asan bench demo static test test-unit test-system asan format install clean deps helpers help
+.PHONY: format-check
 .PHONY: soak-schedules
 
 all: $(BIN)
@@ -101,7 +104,8 @@ bench-readme:
 demo: $(BIN)
 	config/demo/run.sh
 
-test: test-unit test-system
+# The format first: a file clang-format would change fails at once, not after the suite.
+test: format-check test-unit test-system
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; SIGRELOAD_TESTS=$(CURDIR)/tests $$t; done
@@ -175,8 +179,12 @@ asan:
 # libFuzzer targets (clang): tests/fuzz/fuzz.mk defines them and the `fuzz` target.
 -include tests/fuzz/fuzz.mk
 
+FORMATTED = src/*.c src/*.h tests/unit/*.c tests/unit/*.h tests/helpers/*.c bench/*.c
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h tests/helpers/*.c
+	clang-format -i $(FORMATTED)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMATTED)
 
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/sigreload
@@ -200,8 +208,25 @@ deps:
 	bash tests/tools/setup-podman.sh
 
 help:
-	@echo "targets: all test test-unit test-system asan fuzz fuzz-regress bench demo static"
-	@echo "         image [PLATFORM=linux/arm64] image-multiarch [IMAGE=name]"
-	@echo "         soak-schedules [SCHEDULES=N]"
-	@echo "         format install clean deps; CI runs: make deps && make test asan fuzz"
-	@echo "         bench-quick bench-readme: see bench/README.md"
+	@echo "make [target]; CI runs: make deps && make test asan fuzz (.ci/run, with CI=true)"
+	@echo "  all              sigreload (CI=true: warnings are errors)"
+	@echo "  test             format-check, test-unit, test-system"
+	@echo "  format-check     fails when clang-format would change a C file"
+	@echo "  format           clang-format the C files in place"
+	@echo "  test-unit        the cmocka tests of the pure modules (tests/unit)"
+	@echo "  test-system      the binary, the chart, the image and the docs (tests/system)"
+	@echo "  asan             make test (not the chart and image) on an ASan+UBSan build"
+	@echo "  fuzz             every libFuzzer target for FUZZ_SECONDS (tests/fuzz)"
+	@echo "  fuzz-regress     every committed fuzz input once, and the open bugs still open"
+	@echo "  soak-schedules   SCHEDULES=N seeded interleavings (make test runs 200)"
+	@echo "  bench            sigreload beside the shell loops users run (bench/README.md)"
+	@echo "  bench-quick      bench, shorter"
+	@echo "  bench-readme     the README's Performance section from bench/results/*.json"
+	@echo "  demo             nginx reloaded by sigreload in a PID namespace"
+	@echo "  static           a static binary, build/static/sigreload"
+	@echo "  image            the image, with podman [PLATFORM=linux/arm64] [IMAGE=name]"
+	@echo "  image-multiarch  the manifest list IMAGE of PLATFORMS"
+	@echo "  helpers          the test helpers (build/helpers)"
+	@echo "  install          sigreload and its man pages under DESTDIR PREFIX"
+	@echo "  clean            remove build/ and sigreload"
+	@echo "  deps             the Debian packages, chart tools, podman and base image"
