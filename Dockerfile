@@ -181,7 +181,7 @@ LABEL org.opencontainers.image.title="sigreload" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# buildah's COPY --from keeps the security.capability xattr (tests/system/test_image.py checks
+# buildah's COPY --from keeps the security.capability xattr (tests/package/test_image.py checks
 # it with getcap). Some other builders have dropped file capabilities in COPY
 # (moby/buildkit#2250): check `getcap` on the binary of an image built any other way.
 COPY --from=build /out/sigreload /usr/local/bin/sigreload

@@ -50,7 +50,7 @@ DEBIAN_PACKAGES += strace python3-matplotlib
 DEBIAN_PACKAGES += clang-format
 
 .PHONY: all asan bench demo static test test-unit test-system asan format install clean deps helpers help
-.PHONY: format-check
+.PHONY: test-package format-check
 .PHONY: soak-schedules
 
 all: $(BIN)
@@ -105,7 +105,7 @@ demo: $(BIN)
 	config/demo/run.sh
 
 # The format first: a file clang-format would change fails at once, not after the suite.
-test: format-check test-unit test-system
+test: format-check test-unit test-system test-package
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; SIGRELOAD_TESTS=$(CURDIR)/tests $$t; done
@@ -113,6 +113,11 @@ test-unit: $(UNIT_BIN)
 test-system: $(BIN) helpers
 	SIGRELOAD_BIN=$(CURDIR)/$(BIN) SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/system $(PYTEST_ARGS)
+
+# What ships beside the binary: the chart, the image (podman) and the docs (man pages, examples).
+test-package: $(BIN) helpers
+	SIGRELOAD_BIN=$(CURDIR)/$(BIN) SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/package $(PYTEST_ARGS)
 
 # The seeded scheduler of interleavings (tests/system/test_schedules.py) for a long soak; `make
 # test` runs 200 schedules of it. SIGRELOAD_SCHEDULE_SEED=S replays one batch.
@@ -174,7 +179,7 @@ SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 asan:
 	$(MAKE) B=build/asan BIN=build/asan/sigreload CFLAGS="-O1 -g -fno-omit-frame-pointer $(SAN)" \
 		LDFLAGS="$(SAN)" ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 SIGRELOAD_SANITIZED=1 \
-		PYTEST_ARGS="--ignore=tests/system/test_chart.py --ignore=tests/system/test_image.py" test
+		PYTEST_ARGS="--ignore=tests/package/test_chart.py --ignore=tests/package/test_image.py" test
 
 # libFuzzer targets (clang): tests/fuzz/fuzz.mk defines them and the `fuzz` target.
 -include tests/fuzz/fuzz.mk
@@ -210,11 +215,12 @@ deps:
 help:
 	@echo "make [target]; CI runs: make deps && make test asan fuzz (.ci/run, with CI=true)"
 	@echo "  all              sigreload (CI=true: warnings are errors)"
-	@echo "  test             format-check, test-unit, test-system"
+	@echo "  test             format-check, test-unit, test-system, test-package"
 	@echo "  format-check     fails when clang-format would change a C file"
 	@echo "  format           clang-format the C files in place"
 	@echo "  test-unit        the cmocka tests of the pure modules (tests/unit)"
-	@echo "  test-system      the binary, the chart, the image and the docs (tests/system)"
+	@echo "  test-system      the binary against real files, processes and daemons (tests/system)"
+	@echo "  test-package     the chart, the image and the docs (tests/package)"
 	@echo "  asan             make test (not the chart and image) on an ASan+UBSan build"
 	@echo "  fuzz             every libFuzzer target for FUZZ_SECONDS (tests/fuzz)"
 	@echo "  fuzz-regress     every committed fuzz input once, and the open bugs still open"

@@ -1,5 +1,5 @@
 /* libcurl-probe.c: links what sigreload's HTTP action calls from the image's static libcurl and
- * prints what that libcurl can do (tests/system/test_image.py builds it in the image's build
+ * prints what that libcurl can do (tests/package/test_image.py builds it in the image's build
  * stage and runs it, under qemu for arm64). */
 #include <curl/curl.h>
 #include <stdio.h>

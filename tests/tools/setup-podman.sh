@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the image and security tests need (tests/system/test_image.py, test_security.py),
-# each part only when it is missing; non-interactive and idempotent:
+# Installs what the image and security tests need (tests/package/test_image.py,
+# tests/system/test_security.py), each part only when it is missing; non-interactive and
+# idempotent:
 #   1. Debian packages: podman buildah runc catatonit debootstrap libcap2-bin shellcheck curl
 #      qemu-user-static (the arm64 image's binary runs under qemu-aarch64-static, called
 #      directly: no binfmt_misc registration needed), and nodejs npm when there is no npm.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Log, http_get, start
+from conftest import Log, http_get, start, workdir  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("SIGRELOAD_BIN", str(ROOT / "sigreload"))

@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, ROOT, Log, Target, start
+from conftest import BIN, ROOT, Log, Target, pod, start, workdir  # noqa: F401 (fixtures)
 from kubelet import AtomicVolume
 from test_chart import CASES, CHART, helm, need_tools, parse
 from test_security import EPERM_HINT, NONROOT, Sidecar, creds, rule
