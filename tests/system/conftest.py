@@ -371,6 +371,7 @@ class Helper:
     receives: "signal <pid> <master|worker> <SIGNAME> <content>" (tests/helpers/target.c)."""
 
     SIGNAL = re.compile(r"^signal (\d+) (master|worker) (\S+) (.*)$")
+    workers = ()  # the pids of the processes it forked that report too (Target's --workers)
 
     def __init__(self, pod, argv):
         self.proc = pod.spawn(argv)
@@ -380,6 +381,21 @@ class Helper:
         """[(pid, role, signal, content)] received so far."""
         return [(int(m.group(1)), m.group(2), m.group(3), m.group(4))
                 for m in self.proc.out.matching(self.SIGNAL.pattern)]
+
+    def settled(self, r, timeout=TIMEOUT):
+        """signals() once this helper has reported every signal the Reloader r logged sending
+        to it (its pid or a worker's): after r.idle(), the final list, with no pause to wait
+        for a straggler. (Two standard signals that arrive before the first is handled are one:
+        only for deliveries a verify_after apart.)"""
+        pids = {str(self.pid), *map(str, self.workers)}
+        sent = sum(1 for ev in r.log.events() if ev["msg"] == "signaled" and ev.get("pid") in pids)
+        deadline = time.monotonic() + timeout
+        while len(got := self.signals()) < sent:
+            left = deadline - time.monotonic()
+            assert left > 0, (f"sigreload logged {sent} signals to {sorted(pids)}, "
+                              f"which reported {len(got)} within {timeout}s: {got}")
+            self.proc.out.pump(min(left, 0.5))
+        return got
 
     def expect_signal(self, timeout=TIMEOUT):
         m = self.proc.out.expect(self.SIGNAL.pattern, timeout)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from conftest import TIMEOUT, Helper, escaped, helper, rule, rules, settle  # noqa: F401 (re-exported)
 from conftest import http_get as get
+from conftest import serving_address as address  # noqa: F401 (re-exported)
 
 SANITIZED = os.environ.get("SIGRELOAD_SANITIZED") == "1"  # make asan: slower, more memory
 
@@ -23,17 +24,6 @@ def expect_reload(r, target, rule_name, content, timeout=TIMEOUT):
 
 
 # ---- sigreload's HTTP endpoint -------------------------------------------------------------
-
-def address(r):
-    """The address sigreload serves on, read without consuming log lines."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        for ev in r.log.events():
-            if ev.get("msg") == "serving /metrics, /healthz, /readyz":
-                return ev["address"]
-        time.sleep(0.05)
-    raise AssertionError("sigreload does not say where it serves /metrics")
-
 
 def healthz_latency(r, timeout=TIMEOUT):
     """Seconds GET /healthz takes: the event loop's responsiveness as a client sees it."""

@@ -83,9 +83,9 @@ def test_a_rule_on_the_volume_reloads_at_each_rotation_a_rule_on_its_file_does_n
     vol.write(projected(bound_token(1_798_758_000 + 2886)))
     r.log.expect("reloaded", rule="whole")
     r.log.expect("idle")  # both rules were evaluated in the same turn
-    assert len(whole.signals()) == 1  # the reload nobody asked for
+    assert len(whole.settled(r)) == 1  # the reload nobody asked for
     assert r.log.count("unchanged", rule="files") == 1
-    assert files.signals() == []
+    assert files.settled(r) == []
 
 
 # ---- Vault Agent: a temporary file renamed into the directory ----------------------------
@@ -137,7 +137,7 @@ def test_vault_agent_render_sends_one_signal_with_the_new_content(pod, workdir, 
         assert app.expect_signal()[2:] == ("SIGHUP", escaped(f"password={version}\n"))
         r.log.expect("reloaded", rule="app")
         r.log.expect("idle")
-    assert len(app.signals()) == 2  # one a render
+    assert len(app.settled(r)) == 2  # one a render
     changed = [e for e in r.log.events() if e["msg"] == "changed"]
     assert [e["files"] for e in changed] == ["1", "1"]  # no temporary file ever hashed
     assert sorted(os.listdir(secrets)) == ["app.conf"]

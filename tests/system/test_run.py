@@ -22,9 +22,11 @@ def volume(workdir, content="v1\n", **kw):
     return vol
 
 
-def assert_only(target, expected):
-    """The target received exactly `expected` [(role, signal, content)], nothing else."""
-    got = [(role, sig, content) for _, role, sig, content in target.signals()]
+def assert_only(r, target, expected):
+    """The target received exactly `expected` [(role, signal, content)], nothing else: asked
+    once sigreload is idle, and the target has reported every signal it logged."""
+    r.idle()
+    got = [(role, sig, content) for _, role, sig, content in target.settled(r)]
     assert got == expected
 
 
@@ -50,8 +52,7 @@ def test_configmap_update_signals_the_leader_once(pod, workdir, old_order):
     assert ev["targets"] == "1"
     signaled = [e for e in r.log.events() if e["msg"] == "signaled"]
     assert [e["pid"] for e in signaled] == [str(t.pid)]  # never a worker
-    t.proc.out.drain(0.2)
-    assert_only(t, [("master", "SIGHUP", escaped("v2\n"))])
+    assert_only(r, t, [("master", "SIGHUP", escaped("v2\n"))])
 
 
 def test_same_content_touch_and_rewrite_fire_nothing(pod, workdir):
@@ -71,7 +72,7 @@ def test_same_content_touch_and_rewrite_fire_nothing(pod, workdir):
     r.log.expect("unchanged", rule="app")
     # a real change afterwards: the one and only signal
     change_and_expect(r, t, "app", lambda: vol.write({"app.conf": "v2\n"}), "v2\n")
-    assert_only(t, [("master", "SIGHUP", escaped("v2\n"))])
+    assert_only(r, t, [("master", "SIGHUP", escaped("v2\n"))])
     assert r.log.count("changed", rule="app") == 1
 
 
@@ -101,7 +102,7 @@ def test_changes_longer_than_max_wait_signal_by_max_wait_and_after_the_last(pod,
     while time.monotonic() < end:  # never quiet for 400ms: only max_wait can fire
         i += 1
         vol.write({"app.conf": f"v{i}\n"})
-        time.sleep(0.1)
+        time.sleep(0.1)  # the pace is the subject: changes that never stop
     during = len(t.proc.out.matching(Target.SIGNAL.pattern))
     assert during >= 2, "max_wait must fire while changes continue"
     last = escaped(f"v{i}\n")
@@ -162,7 +163,7 @@ def test_file_deleted_then_recreated(pod, workdir):
     conf.unlink()
     r.log.expect("held", rule="app")
     change_and_expect(r, t, "app", lambda: conf.write_text("v2\n"), "v2\n")
-    assert_only(t, [("master", "SIGHUP", escaped("v2\n"))])
+    assert_only(r, t, [("master", "SIGHUP", escaped("v2\n"))])
 
 
 def test_parent_directories_deleted_and_recreated(pod, workdir):
@@ -232,7 +233,7 @@ def test_target_that_starts_after_the_change(pod, workdir):
     r.log.expect("no target", rule="app")
     t = Target(pod, "--comm", "mydaemon", "--config", vol.root / "app.conf")  # reads v2 itself
     change_and_expect(r, t, "app", lambda: vol.write({"app.conf": "v3\n"}), "v3\n")
-    assert_only(t, [("master", "SIGHUP", escaped("v3\n"))])
+    assert_only(r, t, [("master", "SIGHUP", escaped("v3\n"))])
 
 
 def test_target_without_a_handler_yet_is_not_killed(pod, workdir):
@@ -299,7 +300,8 @@ def test_eperm_against_another_uid_says_what_to_do(pod, workdir):
     ev = r.log.expect("signal failed", rule="app", reason="eperm", pid=t.pid)
     assert ev["err"] == ("target uid 0 differs from ours (65532): run as uid 0, "
                          "or add capability KILL")
-    assert t.signals() == []
+    r.idle()
+    assert t.settled(r) == []
 
 
 def test_dry_run_logs_and_sends_nothing(pod, workdir):
@@ -312,7 +314,8 @@ def test_dry_run_logs_and_sends_nothing(pod, workdir):
     r.log.expect("would reload (dry run)", rule="app")
     vol.write({"app.conf": "v2\n"}, force=True)
     r.log.expect("unchanged", rule="app")
-    assert t.signals() == [] and r.log.count("reloaded") == 0
+    r.idle()
+    assert t.settled(r) == [] and r.log.count("reloaded") == 0
 
 
 def test_signal_on_start(pod, workdir):
@@ -361,7 +364,8 @@ def test_rule_file_invalid_then_valid_with_a_new_rule(pod, workdir):
     vol2.write({"b.conf": "b2\n"})
     assert t2.expect_signal() == (t2.pid, "master", "SIGHUP", escaped("b2\n"))
     r.log.expect("reloaded", rule="two")
-    assert len(t1.signals()) == 1  # the kept rule sent nothing spurious
+    r.idle()
+    assert len(t1.settled(r)) == 1  # the kept rule sent nothing spurious
 
 
 def test_sighup_reloads_the_rule_file(pod, workdir):

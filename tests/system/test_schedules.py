@@ -406,7 +406,7 @@ class World:
         for _ in range(self.rng.randint(*STEPS)):
             name = self.rng.choices(names, [self.STEPS[k] for k in names])[0]
             getattr(self, f"do_{name}")(self.rng.choice(self.rules))
-            pause = self.rng.choice([0, 0, 0.005, 0.02, 0.05])
+            pause = self.rng.choice([0, 0, 0.005, 0.02, 0.05])  # part of the schedule
             if pause:
                 time.sleep(pause)
         for w in self.rules:  # the kubelet's sync comes round eventually

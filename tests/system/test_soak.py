@@ -13,6 +13,7 @@ SOAK_UPDATES and SOAK_SEED (environment) change the run's length and its random 
 
 import os
 import random
+import signal
 import time
 
 from conftest import Reloader, Target
@@ -24,11 +25,22 @@ SEED = int(os.environ.get("SOAK_SEED", str(random.SystemRandom().randrange(1 << 
 CHECKPOINT = UPDATES // 10  # the 1,000th update: where the figures start
 
 
-def quiesce(r, t, quiet=0.5):
-    """Waits until sigreload and the target have said everything (quiet for `quiet` s)."""
-    while r.proc.err.pump(quiet) or t.proc.out.pump(0):
+def quiesce(r, t, n):
+    """Waits until sigreload has acted on every update so far and the target has reported each
+    signal it got, on facts. The rule file, rewritten with the same rules, is read from the same
+    inotify queue after the updates' events: its reload says they were all seen, the idle line
+    after it that all were acted on. Then a SIGUSR2 of our own is reported after every SIGHUP
+    sent before it (pending signals are delivered lowest number first)."""
+    r.proc.err.drain()
+    r.proc.err.pos = len(r.proc.err.lines)  # the reload to wait for is the one to come
+    tmp = r.config.with_name(r.config.name + ".tmp")
+    tmp.write_text(r.config.read_text() + f"# quiesced {n}\n")
+    os.replace(tmp, r.config)
+    r.log.expect("rules reloaded", why="the rule file changed")
+    r.idle()
+    t.proc.send(signal.SIGUSR2)
+    while t.expect_signal()[2] != "SIGUSR2":
         pass
-    t.proc.out.drain()
 
 
 def figures(r):
@@ -46,8 +58,7 @@ def test_soak_10000_kubelet_updates(pod, workdir):
     t = Target(pod, "--comm", "mydaemon", "--config", vol.root / "app.conf")
     r = Reloader(pod, workdir,
                  "debounce: 0\nmax_wait: 1s\nverify_after: 0\nhandler_wait: 5s\nstart_grace: 0\nrules:\n"
-                 f"  - name: app\n    paths: [{vol.root}]\n    match: {{comm: mydaemon}}\n",
-                 args=["--log-level", "info"])  # debug would log every inotify event
+                 f"  - name: app\n    paths: [{vol.root}]\n    match: {{comm: mydaemon}}\n")
     settle(r, "app")
 
     kinds = {"change": 0, "key": 0, "same-swap": 0, "touch": 0}
@@ -71,7 +82,7 @@ def test_soak_10000_kubelet_updates(pod, workdir):
         else:
             os.utime(vol.root / "app.conf")
             kinds["touch"] += 1
-        pause = rng.random()
+        pause = rng.random()  # the schedule under test: mostly back to back, a few pauses
         if pause >= 0.95:
             time.sleep(rng.uniform(0.005, 0.030))
         elif pause >= 0.85:
@@ -80,16 +91,16 @@ def test_soak_10000_kubelet_updates(pod, workdir):
             r.proc.err.pump(0)
             t.proc.out.pump(0)
         if i == CHECKPOINT:
-            quiesce(r, t)
+            quiesce(r, t, "early")
             early = figures(r)
-    quiesce(r, t, quiet=1.0)
+    quiesce(r, t, "late")
     late = figures(r)
     took = time.monotonic() - start
 
     events = r.log.events()
     reloads = [e for e in events if e["msg"] == "reloaded"]
     unchanged = sum(1 for e in events if e["msg"] == "unchanged")
-    signals = t.signals()
+    signals = [s for s in t.signals() if s[2] == "SIGHUP"]  # not quiesce()'s SIGUSR2s
     print(f"soak: {took:.1f}s; updates {kinds}; {len(reloads)} reloads, {unchanged} unchanged, "
           f"{len(signals)} signals received")
     print(f"soak: at update {CHECKPOINT}: {early}")
