@@ -1004,9 +1004,11 @@ static void check_man_entry(const char *section, RulesSection s, const RulesKey 
 	_cleanup_free_ char *head2 = xasprintf("\n.It Ic %s\n", k->name);
 	const char *start = strstr(section, head) ? strstr(section, head) : strstr(section, head2);
 
-	if (!start)
+	if (!start) {
 		fail_msg("'%s' of sigreload.yaml.5 does not document %s (add .It Ic %s)",
 			 man_titles[s], k->name, k->name);
+		return; /* cmocka's fail_msg is not noreturn: gcc -O1 would see strstr(NULL + 1) */
+	}
 	const char *end = strstr(start + 1, "\n.It ");
 	_cleanup_free_ char *entry = strndup(start, end ? (size_t)(end - start) : strlen(start));
 	_cleanup_free_ char *def = man_default(entry);
