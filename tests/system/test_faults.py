@@ -55,7 +55,8 @@ def first_of(r, msgs, name, timeout=TIMEOUT):
                 s.pos = i + 1
                 return ev
         left = deadline - time.monotonic()
-        assert left > 0, f"no line of rule {name} with msg in {msgs} within {timeout}s"
+        assert left > 0, (f"no line of rule {name} with msg in {msgs} within {timeout}s; "
+                          "last lines:\n" + "\n".join(s.lines[-30:]))
         s.pump(min(left, 0.2))
 
 
@@ -78,6 +79,16 @@ def final_signals(r, target):
     """The target's signals once sigreload is idle: all it will get for what happened so far."""
     r.idle()
     return target.settled(r)
+
+
+def pidfd_count(pid):
+    fds = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            fds.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:  # closed meanwhile
+            pass
+    return fds.count("anon_inode:[pidfd]")
 
 
 def abandon_if_stuck(pod, r):
@@ -414,6 +425,9 @@ def test_fd_limit_never_drops_a_target_silently(pod, workdir):
     targets = [Target(pod, "--comm", "mydaemon", "--config", conf) for _ in range(8)]
     r = Reloader(pod, workdir, rules(rule("app", [conf], "mydaemon")))
     settle(r, "app")
+    # the targets it keeps track of between reloads (a pidfd each) are counted in what it holds:
+    # its first scan can come after the baseline, later still on a slow (ASan) build
+    wait_until(lambda: pidfd_count(r.proc.pid) == len(targets), what="the targets tracked")
     held = fd_count(r.proc.pid)
     subprocess.run(["prlimit", "--pid", str(r.proc.pid), f"--nofile={held + 4}:{held + 4}"],
                    check=True)
