@@ -35,6 +35,14 @@ def newcomer_on(pod, pid, conf):
     return n
 
 
+def change(conf, text):
+    """A new version by rename: written in place, a loaded machine can see the truncation as a
+    change of its own, whose delivery would then rightly reach the newcomer."""
+    tmp = conf.with_name(conf.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, conf)
+
+
 def assert_impostor(pod, pid):
     """The newcomer on pid catches SIGHUP (bit 0 of SigCgt) and has the target's comm."""
     st = proc_status(host_pid_of(pod, pid))
@@ -52,7 +60,8 @@ def assert_never_signaled(r, pod, newcomer, pid, since):
     before = []
     while (report := newcomer.expect_signal())[2] != "SIGUSR2":
         before.append(report)
-    assert before == [], "the newcomer on the reused pid was signaled"
+    said = "\n".join(r.log.stream.lines[since:])
+    assert before == [], f"the newcomer on the reused pid was signaled; sigreload said:\n{said}"
     assert not [e for e in r.log.events()[since:] if e["msg"] == "signaled" and e["pid"] == str(pid)]
     assert newcomer.proc.p.poll() is None
 
@@ -72,7 +81,7 @@ def test_pid_reused_during_the_handler_wait_is_never_signaled(pod, workdir, mode
                                               "start_grace: 0\n"),
                  prefix=prefix(mode))
     settle(r, "app")
-    conf.write_text("v2\n")
+    change(conf, "v2\n")
     r.log.expect("waiting for a signal handler", rule="app", targets=1)  # pinned, waiting
 
     if timing == "stopped":
@@ -92,7 +101,7 @@ def test_pid_reused_during_the_handler_wait_is_never_signaled(pod, workdir, mode
     assert_never_signaled(r, pod, n, pid, since)
 
     # The newcomer is a legitimate process of its own: the next change is for it.
-    conf.write_text("v3\n")
+    change(conf, "v3\n")
     assert n.expect_signal() == (pid, "master", "SIGHUP", escaped("v3\n"))
     r.log.expect("reloaded", rule="app")
 
@@ -109,7 +118,7 @@ def test_pid_reused_before_the_verify_is_reported_as_exited(pod, workdir, mode):
                                      settings="debounce: 50ms\nverify_after: 3s\nstart_grace: 0\n"),
                  prefix=prefix(mode))
     settle(r, "app")
-    conf.write_text("v2\n")
+    change(conf, "v2\n")
     r.log.expect("signaled", rule="app", pid=pid)
     assert t.expect_signal()[3] == escaped("v2\n")
     assert t.proc.wait() == 0  # exited and reaped
@@ -138,7 +147,7 @@ def test_the_kill_fallback_is_really_taken(pod, workdir):
                                                   "start_grace: 0\n"),
                      prefix=prefix(mode))
         settle(r, "app")
-        conf.write_text(f"{mode}\n")
+        change(conf, f"{mode}\n")
         r.log.expect("waiting for a signal handler", rule="app")
         fds[mode] = [os.readlink(f"/proc/{r.proc.pid}/fd/{fd}")
                      for fd in os.listdir(f"/proc/{r.proc.pid}/fd")]
