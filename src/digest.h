@@ -1,4 +1,5 @@
-/* digest.h: SHA-256 of files and of a rule's whole tree, as SPEC §3 defines "changed". */
+/* digest.h: SHA-256 of files and of a rule's whole tree: what "changed" means, as
+ * sigreload.yaml(5) says under "What changed means". */
 #ifndef SIGRELOAD_DIGEST_H
 #define SIGRELOAD_DIGEST_H
 
