@@ -30,8 +30,8 @@ ARG TARGETARCH
 ARG DEBIAN_MIRROR
 ARG DEBIAN_SECURITY_MIRROR
 WORKDIR /usr/src
-# The apt sources gain deb-src entries: libmicrohttpd and curl are built from Debian's own
-# source packages below. Packages are not pinned to versions: bookworm's are fixed but for
+# The apt sources gain deb-src entries: libmicrohttpd, OpenSSL and curl are built from Debian's
+# own source packages below. Packages are not pinned to versions: bookworm's are fixed but for
 # security updates, wanted here.
 # linter ignore=ER0012
 RUN set -e; \
@@ -68,9 +68,13 @@ RUN set -e; \
     fi; \
     apt-get update; \
     apt-get install -y --no-install-recommends "$cc" "$libc" make pkg-config dpkg-dev libcap2-bin \
-        "libyaml-dev:$TARGETARCH" "libssl-dev:$TARGETARCH" "libseccomp-dev:$TARGETARCH" \
-        "libc-ares-dev:$TARGETARCH"; \
+        "libyaml-dev:$TARGETARCH" "libseccomp-dev:$TARGETARCH" "libc-ares-dev:$TARGETARCH"; \
     apt-get source --download-only libmicrohttpd curl; \
+    if ! apt-get source --download-only openssl; then \
+        echo "warning: no source of the newest openssl on this mirror: building bookworm's" >&2; \
+        rm -f openssl_*; \
+        apt-get source --download-only openssl/bookworm; \
+    fi; \
     rm -rf /var/lib/apt/lists/*; \
     echo "$triplet" > /etc/sigreload-target
 
@@ -87,21 +91,56 @@ RUN triplet=$(cat /etc/sigreload-target) \
     && env -C mhd ./configure --host="$triplet" --build="$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" \
         --prefix=/opt/deps --enable-static --disable-shared --disable-https --disable-doc \
         --disable-examples --disable-curl --disable-dauth --disable-postprocessor \
+        CFLAGS="-Os -ffunction-sections -fdata-sections" \
     && make -C mhd -j"$(nproc)" install \
     && install -D -m 0644 mhd/debian/copyright /opt/deps/share/doc/libmicrohttpd.copyright \
     && dpkg-parsechangelog -l mhd/debian/changelog -S Version > /opt/deps/share/doc/libmicrohttpd.version \
     && rm -rf mhd
 
+# OpenSSL for SHA-256 (sigreload) and libcurl's HTTPS only: TLS 1.2 and 1.3, RSA and ECDSA
+# certificates in PEM files, ECDHE (X25519, the NIST P curves), AES-GCM and ChaCha20-Poly1305.
+# Left out: the older and datagram protocols, DH, DSA, PSK, SRP, the legacy ciphers and digests
+# and the legacy provider, engines and loadable modules (the image has no file to load, and no
+# openssl.cnf), OCSP, CT, CMS, CMP and TS, threads (sigreload runs one), and the socket BIOs
+# (libcurl gives OpenSSL a BIO of its own; they called glibc's getaddrinfo). Every function in
+# a section of its own, so that the static link keeps what is called; -Os, and the smaller
+# variants of OpenSSL's C code (OPENSSL_SMALL_FOOTPRINT). The assembly stays (AES-NI, the SHA
+# extensions, constant-time AES) but for P-256's, mostly a large table of precomputed points:
+# the portable code does P-256 instead. What weighs what: README.md, "The image".
+RUN triplet=$(cat /etc/sigreload-target) \
+    && case "$triplet" in x86_64-*) target=linux-x86_64 ;; aarch64-*) target=linux-aarch64 ;; esac \
+    && dpkg-source -x openssl_*.dsc openssl \
+    && sed -i -E 's/^( *\$ECASM_(x86_64|aarch64)=).*/\1/' openssl/crypto/ec/build.info \
+    && test "$(grep -cE '^ *\$ECASM_(x86_64|aarch64)=$' openssl/crypto/ec/build.info)" = 2 \
+    && env -C openssl ./Configure "$target" --cross-compile-prefix="$triplet-" --prefix=/opt/deps \
+        --libdir=lib --openssldir=/etc/ssl -Os -ffunction-sections -fdata-sections \
+        -DOPENSSL_SMALL_FOOTPRINT no-shared no-module no-dso no-engine no-legacy no-tests \
+        no-ui-console no-autoload-config no-async no-threads no-secure-memory no-ktls no-uplink \
+        no-multiblock no-sock no-ssl3 no-tls1 no-tls1_1 no-dtls no-dgram no-sctp no-srtp \
+        no-nextprotoneg no-psk no-srp no-ssl-trace no-weak-ssl-ciphers no-ocsp no-ct no-cms \
+        no-cmp no-ts no-rfc3779 no-comp no-dh no-dsa no-ec2m no-sm2 no-sm3 no-sm4 no-gost \
+        no-aria no-bf no-camellia no-cast no-des no-idea no-rc2 no-rc4 no-rc5 no-seed no-md4 \
+        no-mdc2 no-rmd160 no-whirlpool no-blake2 no-siphash no-scrypt no-cmac no-ocb no-siv \
+    && make -C openssl -j"$(nproc)" build_libs \
+    && make -C openssl install_dev \
+    && install -D -m 0644 openssl/debian/copyright /opt/deps/share/doc/OpenSSL.copyright \
+    && dpkg-parsechangelog -l openssl/debian/changelog -S Version > /opt/deps/share/doc/OpenSSL.version \
+    && rm -rf openssl
+
 # libcurl with HTTP and HTTPS (OpenSSL) only, and c-ares for DNS: the threaded resolver would
 # start a thread per lookup, and sigreload runs one thread; c-ares answers on a socket that the
 # event loop polls like any other. No other protocol, no compression, no IDN, no HTTP/2, no
-# built-in CA bundle (the image has none: an HTTPS rule names its CA file).
+# built-in CA bundle (the image has none: an HTTPS rule names its CA file), no proxy, cookie,
+# MIME or authentication but basic (sigreload sends a bearer token as a header). Its verbose
+# strings stay: without them, errors end in "Error" where they say why, and little is saved.
 RUN triplet=$(cat /etc/sigreload-target) \
     && export PKG_CONFIG_LIBDIR="/usr/lib/$triplet/pkgconfig:/usr/share/pkgconfig" \
     && dpkg-source -x curl_*.dsc curl \
     && env -C curl ./configure --host="$triplet" --build="$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" \
         --prefix=/opt/deps --enable-static --disable-shared \
-        --with-openssl --enable-ares --disable-threaded-resolver --disable-pthreads \
+        CFLAGS="-Os -ffunction-sections -fdata-sections" \
+        --with-openssl=/opt/deps --disable-openssl-auto-load-config \
+        --enable-ares --disable-threaded-resolver --disable-pthreads \
         --disable-ftp --disable-file --disable-ldap --disable-ldaps --disable-rtsp --disable-dict \
         --disable-telnet --disable-tftp --disable-pop3 --disable-imap --disable-smb \
         --disable-smtp --disable-gopher --disable-mqtt --disable-manual --disable-ntlm \
@@ -110,7 +149,9 @@ RUN triplet=$(cat /etc/sigreload-target) \
         --disable-tls-srp --without-zlib --without-brotli --without-zstd --without-libidn2 \
         --without-libpsl --without-nghttp2 --without-ngtcp2 --without-nghttp3 --without-librtmp \
         --without-libssh2 --without-libssh --without-gssapi --without-ca-bundle --without-ca-path \
-        --without-ca-fallback \
+        --without-ca-fallback --disable-proxy --disable-crypto-auth --disable-mime \
+        --disable-dateparse --disable-progress-meter --disable-get-easy-options \
+        --disable-headers-api --disable-socketpair --disable-libcurl-option \
     && grep -q '^#define USE_ARES 1' curl/lib/curl_config.h \
     && ! grep -q '^#define USE_THREADS_POSIX 1' curl/lib/curl_config.h \
     && make -C curl/lib -j"$(nproc)" install \
@@ -153,7 +194,7 @@ RUN triplet=$(cat /etc/sigreload-target) \
     && cp /usr/share/common-licenses/LGPL-2.1 "$doc/" \
     && "$triplet-nm" --defined-only build/static/sigreload > /tmp/nm \
     && awk '{ print $3 }' /tmp/nm > /tmp/symbols \
-    && printf '%s\n' 'glibc __libc_start_main libc6-dev' 'OpenSSL SHA256_Init|CRYPTO_malloc libssl-dev' \
+    && printf '%s\n' 'glibc __libc_start_main libc6-dev' 'OpenSSL SHA256_Init|CRYPTO_malloc -' \
         'libyaml yaml_parser_initialize libyaml-dev' 'libseccomp seccomp_init libseccomp-dev' \
         'libmicrohttpd MHD_start_daemon -' 'libcurl curl_multi_init -' \
         'c-ares ares_library_init libc-ares-dev' > /tmp/libraries \

@@ -127,13 +127,18 @@ soak-schedules: $(BIN) helpers
 		SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/system/test_schedules.py $(PYTEST_ARGS)
 
-# A static binary (glibc, libcrypto, libyaml) for an image FROM scratch.
+# A static binary (glibc, libcrypto, libyaml) for an image FROM scratch. Each function and
+# object in a section of its own, so that the link keeps only what is called (the image builds
+# its libraries the same way: Dockerfile); -Os, for size. The link map beside the binary
+# (build/static/sigreload.map) says what weighs what: tests/tools/mapsize.py.
+STATIC_CFLAGS ?= -Os -g -ffunction-sections -fdata-sections
 static:
-	$(MAKE) B=build/static build/static/sigreload
+	$(MAKE) B=build/static CFLAGS="$(STATIC_CFLAGS)" build/static/sigreload
 
 build/static/sigreload: $(B)/main.o $(LIB_OBJ)
 	@# libcrypto's unused DSO and socket code makes glibc warn about static dlopen and getaddrinfo
-	$(CC) $(ALL_CFLAGS) -static -Wl,-z,relro,-z,now -Wl,--no-warnings -o $@ $^ \
+	$(CC) $(ALL_CFLAGS) -static -Wl,--gc-sections -Wl,-Map,$@.map -Wl,-z,relro,-z,now \
+		-Wl,--no-warnings -o $@ $^ \
 		$(shell $(PKG_CONFIG) --static --libs $(PKGS))
 
 # The image (Dockerfile), built with podman: for this machine's architecture, or for PLATFORM

@@ -371,8 +371,17 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata)
 	return len;
 }
 
-/* What every request is: HTTP(S) only, no redirect followed, no proxy (not even from the
- * environment), a fresh connection each time (nothing held between reloads). */
+/* No proxy, not even from the environment. A libcurl built without proxies (the image's)
+ * refuses the option as unknown, and reads no proxy variable either. */
+static CURLcode set_no_proxy(CURL *e)
+{
+	CURLcode c = curl_easy_setopt(e, CURLOPT_PROXY, "");
+
+	return c == CURLE_UNKNOWN_OPTION ? CURLE_OK : c;
+}
+
+/* What every request is: HTTP(S) only, no redirect followed, no proxy, a fresh connection each
+ * time (nothing held between reloads). */
 static int set_common(Fetch *x, const HttpRequest *req)
 {
 	CURL *e = x->easy;
@@ -381,8 +390,8 @@ static int set_common(Fetch *x, const HttpRequest *req)
 	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error) ||
 	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") ||
 	    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") ||
-	    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) ||
-	    curl_easy_setopt(e, CURLOPT_PROXY, "") || curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) ||
+	    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) || set_no_proxy(e) ||
+	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) ||
 	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms) ||
 	    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L) ||
 	    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) ||
