@@ -288,6 +288,34 @@ def test_prometheus_valid_change_succeeds_and_invalid_one_fails(workdir, pod, ho
         driver.close()
 
 
+def test_alertmanager_valid_change_is_verified_and_invalid_one_fails(workdir, pod):
+    """Alertmanager has no runtimeinfo; its /metrics says whether the last reload took, and
+    always differs from one read to the next (its counters), so verify is its expect_body."""
+    vol = AtomicVolume(workdir / "alertmanager")
+    vol.write({"alertmanager.yml": "route: {receiver: a}\nreceivers: [{name: a}]\n"})
+    port = free_port()
+    p = pod.spawn(["prometheus-alertmanager", f"--config.file={vol.root}/alertmanager.yml",
+                   f"--storage.path={workdir}/am", f"--web.listen-address=127.0.0.1:{port}",
+                   "--cluster.listen-address="])
+    p.err.expect(r'msg="Listening on"', timeout=60)
+    base = f"http://127.0.0.1:{port}"
+    verify = (f"verify: {{url: '{base}/metrics', "
+              "expect_body: 'alertmanager_config_last_reload_successful 1', timeout: 10s}")
+    r = Reloader(pod, workdir, rules(http_rule("am", [vol.root], f"{base}/-/reload",
+                                               "retries: 0", keys=verify), settings=SETTINGS))
+    settle(r, "am")
+
+    vol.write({"alertmanager.yml": "route: {receiver: b}\nreceivers: [{name: b}]\n"})
+    assert outcome(r, "am", timeout=30)["msg"] == "reloaded"
+    vol.write({"alertmanager.yml": "route: {receiver: nobody}\nreceivers: [{name: b}]\n"})
+    done = outcome(r, "am", timeout=30)
+    assert (done["msg"], done["reason"]) == ("reload failed", "status")  # its 500
+    assert r.log.count("request failed", rule="am", status=500) == 1
+    vol.write({"alertmanager.yml": "route: {receiver: c}\nreceivers: [{name: c}]\n"})
+    assert outcome(r, "am", timeout=30)["msg"] == "reloaded"
+    assert metric(r, 'sigreload_reloads_total{rule="am",result="requested"}') == 2
+
+
 # ---- configmap-reload's flags, run ---------------------------------------------------------
 
 def test_configmap_reload_flags_run_as_configmap_reload_did(pod, workdir, sink):
