@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -338,8 +339,9 @@ const ProcStat *proc_entry_stat(ProcEntry *e)
 
 /* The comm files of the processes the last scan saw, kept open, sorted by pid: a scan then
  * costs one pread a known process instead of an open, a read and a close (a pod's 50 processes:
- * 50 system calls rather than 150). At most COMM_FDS of them, so that a big process table
- * cannot take the fds sigreload needs; past that, comm is opened and closed each time. */
+ * 50 system calls rather than 150). At most COMM_FDS of them (fewer under a low fd limit), so
+ * that a big process table cannot take the fds sigreload needs; past that, comm is opened and
+ * closed each time. */
 #define COMM_FDS 128
 
 typedef struct CommFd {
@@ -352,9 +354,23 @@ static struct {
 	size_t n, n_next, cursor; /* cursor: into v, as a scan's pids go up */
 } comm_fds;
 
+/* COMM_FDS, or an eighth of the fd limit if that is less: the pidfds of the targets and the
+ * connections of /metrics come first. */
+static size_t comm_fds_cap(void)
+{
+	static size_t cap;
+	struct rlimit rl;
+
+	if (!cap)
+		cap = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur / 8 < COMM_FDS
+			  ? (size_t)rl.rlim_cur / 8 + 1
+			  : COMM_FDS;
+	return cap;
+}
+
 static int comm_fd_open(int procfd, const char *path)
 {
-	if (comm_fds.n_next >= COMM_FDS)
+	if (comm_fds.n_next >= comm_fds_cap())
 		return -1;
 	return openat(procfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 }
@@ -374,7 +390,7 @@ static void comm_fd_keep(ProcEntry *e, pid_t pid)
 {
 	if (e->comm_fd < 0)
 		return;
-	if (e->comm_res < 0 || comm_fds.n_next >= COMM_FDS) {
+	if (e->comm_res < 0 || comm_fds.n_next >= comm_fds_cap()) {
 		close(e->comm_fd);
 		return;
 	}
