@@ -84,7 +84,7 @@ $(B)/helpers/%: tests/helpers/%.go
 helpers: $(HELPER_BIN)
 
 # Benchmarks, side by side with what users run today; not part of `make test`.
-# BENCH_BIN is the binary measured: `make static bench BENCH_BIN=build/static/sigreload`.
+# BENCH_BIN is the binary measured: `make image-binary bench BENCH_BIN=build/image/sigreload`.
 BENCH_BIN ?= $(BIN)
 bench: $(BIN) helpers
 	SIGRELOAD_BIN=$(abspath $(BENCH_BIN)) SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers \
@@ -140,6 +140,21 @@ build/static/sigreload: $(B)/main.o $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) -static -Wl,--gc-sections -Wl,-Map,$@.map -Wl,-z,relro,-z,now \
 		-Wl,--no-warnings -o $@ $^ \
 		$(shell $(PKG_CONFIG) --static --libs $(PKGS))
+	@# Debian's own libcurl.a needs libraries Debian ships no static archive of (libssh2,
+	@# librtmp, ...): linked anyway, the binary would crash in curl_global_init. The image's
+	@# build (Dockerfile, its own CC) makes a libcurl that needs none of them.
+	@if [ "$(CC)" = cc ] && nm $@ | grep -q ' U '; then rm -f $@; \
+		echo "$@: left with undefined symbols: this machine's static libcurl needs archives it" \
+			"does not have; the image's binary is the static one: make image-binary" >&2; \
+		exit 1; fi
+
+# The image's binary, copied out of the image: what `make bench BENCH_BIN=build/image/sigreload`
+# measures for the memory goal.
+.PHONY: image-binary
+image-binary: image
+	@mkdir -p build/image
+	c=$$(podman create $(IMAGE)) && podman cp $$c:/usr/local/bin/sigreload build/image/sigreload \
+		&& podman rm $$c >/dev/null
 
 # The image (Dockerfile), built with podman: for this machine's architecture, or for PLATFORM
 # (linux/amd64 or linux/arm64, cross-compiled, never emulated); image-multiarch makes the
@@ -234,7 +249,8 @@ help:
 	@echo "  bench-quick      bench, shorter"
 	@echo "  bench-readme     the README's Performance section from bench/results/*.json"
 	@echo "  demo             nginx reloaded by sigreload in a PID namespace"
-	@echo "  static           a static binary, build/static/sigreload"
+	@echo "  static           a static binary, build/static/sigreload (the image's build uses it)"
+	@echo "  image-binary     the image's binary copied out of it, build/image/sigreload"
 	@echo "  image            the image, with podman [PLATFORM=linux/arm64] [IMAGE=name]"
 	@echo "  image-multiarch  the manifest list IMAGE of PLATFORMS"
 	@echo "  helpers          the test helpers (build/helpers)"
