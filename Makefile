@@ -98,7 +98,7 @@ bench-quick:
 BENCH_RESULTS ?= $(lastword $(sort $(wildcard bench/results/*.json)))
 bench-readme:
 	@test -n "$(BENCH_RESULTS)" || { echo "no bench/results/*.json: run make bench"; exit 1; }
-	$(PYTHON) bench/readme.py --write $(BENCH_RESULTS)
+	$(PYTHON) bench/readme.py --write $(BENCH_RESULTS) $(if $(wildcard bench/notes.md),--notes bench/notes.md)
 
 # sigreload's main job on the bundled example: real nginx reloaded in a PID namespace.
 demo: $(BIN)
