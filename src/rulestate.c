@@ -197,6 +197,7 @@ static void say_held(RuleState *s, int err, const char *where)
 		log_warn("held", LF_STR("rule", s->rule->name), LF_STR("path", where),
 			 LF_STR("err", err == -E2BIG	? "more than 10000 files"
 				       : err == -EINVAL ? "not a regular file or a directory"
+				       : err == -EAGAIN ? "the files changed while they were read"
 							: strerror(-err)),
 			 LF_STR("next", retried ? "retried in a second"
 						: "evaluated again when the path changes"));
