@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import BIN, TIMEOUT, Reloader, Target, metric, parse_log, sigreload
+from conftest import BIN, TIMEOUT, Reloader, Target, metric, sigreload
 from hardening import (SANITIZED, Helper, address, cpu_seconds, escaped, expect_reload, fd_count,
                        get, healthz_latency, helper, kib, rule, rules, settle, sysctl,
                        wait_until)
@@ -43,21 +43,7 @@ def outcome(r, name, timeout=TIMEOUT):
 
 def first_of(r, msgs, name, timeout=TIMEOUT):
     """The next unconsumed line of rule name whose msg is one of msgs."""
-    s = r.log.stream
-    deadline = time.monotonic() + timeout
-    while True:
-        for i in range(s.pos, len(s.lines)):
-            try:
-                ev = parse_log(s.lines[i])
-            except ValueError:
-                continue
-            if ev.get("msg") in msgs and ev.get("rule") == name:
-                s.pos = i + 1
-                return ev
-        left = deadline - time.monotonic()
-        assert left > 0, (f"no line of rule {name} with msg in {msgs} within {timeout}s; "
-                          "last lines:\n" + "\n".join(s.lines[-30:]))
-        s.pump(min(left, 0.2))
+    return r.log.expect(tuple(msgs), timeout=timeout, rule=name)
 
 
 def reader(pod, conf, comm="mydaemon"):

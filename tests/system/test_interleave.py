@@ -74,32 +74,9 @@ def events_from(r, mark):
     return [parse_log(line) for line in r.log.stream.lines[mark:] if line]
 
 
-def has(ev, fields):
-    return all(str(ev.get(k)) == str(v) for k, v in fields.items())
-
-
-def next_event(r, pred, what, timeout=TIMEOUT):
-    """The next unconsumed log line for which pred(event) holds."""
-    s = r.log.stream
-    deadline = time.monotonic() + timeout
-    while True:
-        for i in range(s.pos, len(s.lines)):
-            try:
-                ev = parse_log(s.lines[i])
-            except ValueError:
-                continue
-            if pred(ev):
-                s.pos = i + 1
-                return ev
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {what} within {timeout}s; last lines:\n" + "\n".join(s.lines[-30:])
-        s.pump(min(left, 0.2))
-
-
 def first_of(r, msgs, timeout=TIMEOUT, **fields):
     """The next line whose msg is one of msgs (with the given fields): how something ended."""
-    return next_event(r, lambda ev: ev.get("msg") in msgs and has(ev, fields),
-                      f"line with msg in {msgs} {fields}", timeout)
+    return r.log.expect(tuple(msgs), timeout=timeout, **fields)
 
 
 def maybe(r, msgs, timeout, **fields):
