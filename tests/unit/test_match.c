@@ -27,25 +27,30 @@ static void test_refusals(void **state)
 		{ "x{2}*", "a repetition of a repetition" },
 		{ "(((((((((((((((((((((((((((((((((a)))))))))))))))))))))))))))))))))",
 		  "more than 32 nested groups" },
-		{ "(a{1,255}){1,255}", "expand to more than 4096 copies" },
-		{ "[0-9]{4097}", "expand to more than 4096 copies" },
-		{ "(abcdefgh){513}", "expand to more than 4096 copies" },
-		{ "(a|b|c|d|e|f|g|h){513}", "expand to more than 4096 copies" },
-		{ "((.*){1,63}){1,63}", "more than 256 copies that may match nothing" },
-		{ "(a?){257}", "more than 256 copies that may match nothing" },
-		{ ".{0,257}", "more than 256 copies that may match nothing" },
-		{ "(a|){257}", "more than 256 copies that may match nothing" },
-		{ "(.*){1,257}", "more than 256 copies that may match nothing" },
-		{ "x{1,}(y?){300}", "more than 256 copies that may match nothing" },
-		{ "a{32769}", "expand to more than 4096 copies" }, /* beyond RE_DUP_MAX */
+		{ "(a{64}){65}", "expand to more than 4096 copies" },
+		{ "[0-9]{4097}", "a bound over 255" },
+		{ "[0-9]{256}", "a bound over 255" },
+		{ "x{1,256}", "a bound over 255" },
+		{ "x{256,}", "a bound over 255" },
+		{ "((abcdefgh){64}){9}", "expand to more than 4096 copies" },
+		{ "((a|b|c|d|e|f|g|h){64}){9}", "expand to more than 4096 copies" },
+		{ "((.*){1,63}){1,63}", "more than 128 copies that may match nothing" },
+		{ "(a?){129}", "more than 128 copies that may match nothing" },
+		{ ".{0,129}", "more than 128 copies that may match nothing" },
+		{ "(a|){129}", "more than 128 copies that may match nothing" },
+		{ "(.*){1,129}", "more than 128 copies that may match nothing" },
+		{ "x{1,}(y?){200}", "more than 128 copies that may match nothing" },
+		{ "a{32769}", "a bound over 255" }, /* beyond glibc's RE_DUP_MAX */
 		/* accepted: what cmdline patterns look like, and the limits themselves */
 		{ "^nginx: master process", NULL },
 		{ "(^| )-W( |$)", NULL },
 		{ "[0-9a-f]{64}", NULL },
 		{ "[0-9]{1,3}(\\.[0-9]{1,3}){3}", NULL },
-		{ "(a?){256}", NULL },
-		{ ".{0,256}", NULL },
-		{ "(abcdefgh){512}", NULL },
+		{ "(a?){128}", NULL },
+		{ ".{0,128}", NULL },
+		{ "x{255}", NULL },
+		{ "x{0,64}y{255,}", NULL },
+		{ "((abcdefgh){64}){8}", NULL },
 		{ "[]a]+[^]b]*\\(x\\)", NULL },
 		{ "[[:alpha:]][[:digit:]]{5}", NULL },
 		{ "(", NULL }, /* not refused here: regcomp explains it */
@@ -100,7 +105,7 @@ static const char *const families[] = {
 /* Patterns repeated by concatenation rather than by a bound. */
 static const char *const pieces[] = { "a?", "(.*)", "(.?)", ".*", "(^|a)", "(|)", "x" };
 
-static const int counts[] = { 2, 64, 128, 255, 256, 257, 300, 512, 1000, 4096 };
+static const int counts[] = { 2, 16, 32, 64, 100, 127, 128, 129, 255, 256, 300, 512, 1000, 4096 };
 
 static long vm_bytes(void)
 {
