@@ -229,15 +229,15 @@ static bool get_signal(Parser *p, yaml_node_t *n, const RulesKey *k, int *out)
 			      "unknown signal \"%s\": use a name (SIGHUP or HUP), a number (1), or "
 			      "RTMIN+n",
 			      s);
-	else if (strlen(s) <= 2 && atoi(s) >= 32 && atoi(s) < SIGRTMIN)
+	else if (strlen(s) <= 2 && atoi(s) >= 32 && atoi(s) < SIGNAME_RTMIN)
 		yamldoc_error(&p->d, n,
 			      "signal %s is reserved by the C library for its threads: use 1 to "
 			      "31, or RTMIN+n (%d to %d)",
-			      s, SIGRTMIN, SIGRTMAX);
+			      s, SIGNAME_RTMIN, SIGNAME_RTMAX);
 	else
 		yamldoc_error(&p->d, n,
 			      "signal %s does not exist: use 1 to 31, or RTMIN+n (%d to %d)", s,
-			      SIGRTMIN, SIGRTMAX);
+			      SIGNAME_RTMIN, SIGNAME_RTMAX);
 	return false;
 }
 

@@ -1,4 +1,4 @@
-/* signame.c: the Linux signal table, with glibc's real-time range. */
+/* signame.c: the Linux signal table, with glibc's real-time range (signame.h). */
 #include "signame.h"
 
 #include <errno.h>
@@ -22,7 +22,7 @@ static const char *const names[] = {
 static bool valid_number(long n)
 {
 	return (n >= 1 && n < (long)(sizeof(names) / sizeof(names[0])) && names[n]) ||
-	       (n >= SIGRTMIN && n <= SIGRTMAX);
+	       (n >= SIGNAME_RTMIN && n <= SIGNAME_RTMAX);
 }
 
 /* "" → 0, "+3" → 3, "-2" → -2 (sign required); anything else → -EINVAL. */
@@ -62,8 +62,8 @@ int signame_parse(const char *s, int *out)
 	if (strncasecmp(s, "RTMIN", 5) == 0 || strncasecmp(s, "RTMAX", 5) == 0) {
 		if (parse_offset(s + 5, &off) < 0)
 			return -EINVAL;
-		n = (strncasecmp(s, "RTMIN", 5) == 0 ? SIGRTMIN : SIGRTMAX) + off;
-		if (n < SIGRTMIN || n > SIGRTMAX)
+		n = (strncasecmp(s, "RTMIN", 5) == 0 ? SIGNAME_RTMIN : SIGNAME_RTMAX) + off;
+		if (n < SIGNAME_RTMIN || n > SIGNAME_RTMAX)
 			return -EINVAL;
 		*out = (int)n;
 		return 0;
@@ -84,10 +84,10 @@ char *signame_format(int sig, char buf[SIGNAME_MAX])
 {
 	if (sig >= 1 && sig < (int)(sizeof(names) / sizeof(names[0])) && names[sig])
 		snprintf(buf, SIGNAME_MAX, "SIG%s", names[sig]);
-	else if (sig == SIGRTMIN)
+	else if (sig == SIGNAME_RTMIN)
 		snprintf(buf, SIGNAME_MAX, "SIGRTMIN");
-	else if (sig > SIGRTMIN && sig <= SIGRTMAX)
-		snprintf(buf, SIGNAME_MAX, "SIGRTMIN+%d", sig - SIGRTMIN);
+	else if (sig > SIGNAME_RTMIN && sig <= SIGNAME_RTMAX)
+		snprintf(buf, SIGNAME_MAX, "SIGRTMIN+%d", sig - SIGNAME_RTMIN);
 	else
 		snprintf(buf, SIGNAME_MAX, "%d", sig);
 	return buf;

@@ -5,6 +5,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The real-time signals as glibc numbers them: what `kill -l` shows on Debian, and what the
+ * programs of glibc-based images mean by SIGRTMIN. The kernel's range starts at 32; glibc keeps
+ * 32 and 33 for its threads (musl, sigreload's C library in the image, keeps 34 too). Fixed here,
+ * not taken from sigreload's own C library, so that a rule file means the same in every build. */
+#define SIGNAME_RTMIN 34
+#define SIGNAME_RTMAX 64
+
 /* Parses "SIGHUP", "HUP", "hup", "1", "RTMIN", "SIGRTMIN+3", "RTMAX-2". Returns 0 or -EINVAL
  * (unknown name, or a number glibc reserves for itself, 32 and 33). */
 int signame_parse(const char *s, int *out);

@@ -75,13 +75,13 @@ static void test_signame_parse(void **state)
 		{ "SIGIO", SIGIO },
 		{ "POLL", SIGPOLL },
 		{ "IOT", SIGABRT },
-		{ "RTMIN", SIGRTMIN },
-		{ "SIGRTMIN", SIGRTMIN },
-		{ "RTMIN+3", SIGRTMIN + 3 },
-		{ "SIGRTMIN+3", SIGRTMIN + 3 },
-		{ "rtmin+0", SIGRTMIN },
-		{ "RTMAX", SIGRTMAX },
-		{ "RTMAX-2", SIGRTMAX - 2 },
+		{ "RTMIN", SIGNAME_RTMIN },
+		{ "SIGRTMIN", SIGNAME_RTMIN },
+		{ "RTMIN+3", SIGNAME_RTMIN + 3 },
+		{ "SIGRTMIN+3", SIGNAME_RTMIN + 3 },
+		{ "rtmin+0", SIGNAME_RTMIN },
+		{ "RTMAX", SIGNAME_RTMAX },
+		{ "RTMAX-2", SIGNAME_RTMAX - 2 },
 		{ "64", 64 },
 		{ "34", 34 },
 		{ "0", 0 },
@@ -120,10 +120,10 @@ static void test_signame_format(void **state)
 	(void)state;
 	assert_string_equal(signame_format(SIGHUP, buf), "SIGHUP");
 	assert_string_equal(signame_format(SIGUSR2, buf), "SIGUSR2");
-	assert_string_equal(signame_format(SIGRTMIN, buf), "SIGRTMIN");
-	assert_string_equal(signame_format(SIGRTMIN + 3, buf), "SIGRTMIN+3");
+	assert_string_equal(signame_format(SIGNAME_RTMIN, buf), "SIGRTMIN");
+	assert_string_equal(signame_format(SIGNAME_RTMIN + 3, buf), "SIGRTMIN+3");
 	/* every valid signal formats to a name that parses back to it */
-	for (int sig = 1; sig <= SIGRTMAX; sig++) {
+	for (int sig = 1; sig <= SIGNAME_RTMAX; sig++) {
 		int back;
 		if (signame_parse(signame_format(sig, buf), &back) == 0)
 			assert_int_equal(back, sig);
@@ -138,7 +138,7 @@ static void test_signame_default_kills(void **state)
 	assert_true(signame_default_kills(SIGHUP));
 	assert_true(signame_default_kills(SIGUSR1));
 	assert_true(signame_default_kills(SIGTERM));
-	assert_true(signame_default_kills(SIGRTMIN + 1));
+	assert_true(signame_default_kills(SIGNAME_RTMIN + 1));
 	assert_false(signame_default_kills(SIGWINCH));
 	assert_false(signame_default_kills(SIGCHLD));
 	assert_false(signame_default_kills(SIGCONT));

@@ -16,6 +16,7 @@
 #include "duration.h"
 #include "rules.h"
 #include "rules_keys.h"
+#include "signame.h"
 #include "yamldoc.h"
 
 /* A corpus that vanished must not pass as "every file gave its errors". */
@@ -435,9 +436,20 @@ static void test_metrics_listen_disabled(void **state)
 static void test_signals(void **state)
 {
 	_cleanup_(rules_freep) Rules *rules = load_good("good/signals.yaml");
-	const int want[] = { SIGHUP,	   SIGUSR2,  SIGUSR1,  SIGUSR1,	     SIGHUP,
-			     34,	   64,	     SIGRTMIN, SIGRTMIN + 3, SIGRTMIN + 30,
-			     SIGRTMAX - 1, SIGWINCH, SIGABRT,  SIGIO };
+	const int want[] = { SIGHUP,
+			     SIGUSR2,
+			     SIGUSR1,
+			     SIGUSR1,
+			     SIGHUP,
+			     34,
+			     64,
+			     SIGNAME_RTMIN,
+			     SIGNAME_RTMIN + 3,
+			     SIGNAME_RTMIN + 30,
+			     SIGNAME_RTMAX - 1,
+			     SIGWINCH,
+			     SIGABRT,
+			     SIGIO };
 	(void)state;
 
 	assert_int_equal(rules->n, ELEMS(want));
