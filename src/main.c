@@ -114,7 +114,7 @@ static int take_command(int *argc, char ***argv, Options *o)
 }
 
 /* One option getopt_long returned: -1 to go on, or an exit code. */
-static int take_option(int c, char **argv, Options *o)
+static int take_option(int c, int argc, char **argv, Options *o)
 {
 	LogFormat format;
 	LogLevel level;
@@ -155,8 +155,10 @@ static int take_option(int c, char **argv, Options *o)
 	case 'V':
 		printf("sigreload %s\n", SIGRELOAD_VERSION);
 		return EXIT_OK;
-	case ':':
-		return usage_error("option '%s' needs a value", argv[optind - 1]);
+	case ':': /* a long option is argv's; after a short one musl leaves optind past argc */
+		if (optind <= argc && !strncmp(argv[optind - 1], "--", 2))
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
+		return usage_error("option '-%c' needs a value", optopt);
 	default:
 		/* within a cluster ("-xy") argv[optind - 1] is not the option itself */
 		if (optopt)
@@ -179,7 +181,7 @@ static int parse_args(int argc, char **argv, Options *o)
 	o->cmreload = taken > 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":c:hV", longopts, NULL)) != -1)
-		if ((r = take_option(c, argv, o)) >= 0)
+		if ((r = take_option(c, argc, argv, o)) >= 0)
 			return r;
 	o->args = argv + optind;
 	o->n_args = argc - optind;
