@@ -401,11 +401,16 @@ static void start_delivery(RuleState *s, const unsigned char *digest, uint64_t b
 	}
 	if (res == 0)
 		targetset_update(s->targets, &l);
+	size_t found = 0;
 	for (size_t i = 0; i < l.n; i++)
-		if (l.v[i].leader)
+		if (l.v[i].leader) {
 			delivery_add(s->d, l.v[i].pid, l.v[i].starttime);
+			found++;
+		}
 	target_list_done(&l);
+	/* from here on, a process that starts is not this delivery's: the next change tells it */
 	delivery_seal(s->d);
+	log_debug("scanned", LF_STR("rule", r->name), LF_UINT("targets", found));
 	run_delivery(s, timer_now());
 }
 
