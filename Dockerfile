@@ -22,7 +22,7 @@
 # Licences: NOTICE lists what is linked into the binary and how to rebuild it with a modified
 # library (the LGPL's relinking right): edit the library's source in the `deps` stage below.
 
-# ---- toolchain: build-machine tools, the target's -dev packages, the libraries' sources ------
+# ---- toolchain: build-machine tools, musl for the target, the libraries' sources -------------
 # podman 4.3 (buildah 1.28, Debian 12's) does not set BUILDPLATFORM: then the build machine is
 # taken to be amd64 (`make image` passes the real one); newer podman and docker buildx set it.
 FROM --platform=${BUILDPLATFORM:-linux/amd64} debian:bookworm-slim AS toolchain
@@ -30,9 +30,11 @@ ARG TARGETARCH
 ARG DEBIAN_MIRROR
 ARG DEBIAN_SECURITY_MIRROR
 WORKDIR /usr/src
-# The apt sources gain deb-src entries: libmicrohttpd, OpenSSL and curl are built from Debian's
-# own source packages below. Packages are not pinned to versions: bookworm's are fixed but for
-# security updates, wanted here.
+# The apt sources gain deb-src entries: every library is built from Debian's own source package
+# below. Packages are not pinned to versions: bookworm's are fixed but for security updates,
+# wanted here. `$musl-gcc` (x86_64-linux-musl-gcc, aarch64-linux-musl-gcc) is the target's gcc
+# with musl's specs and the kernel's headers; on arm64 without outline atomics, whose libgcc
+# helpers ask glibc's __getauxval for the CPU's features. $musl-ar and the others are binutils'.
 # linter ignore=ER0012
 RUN set -e; \
     keyring=/usr/share/keyrings/debian-archive-keyring.gpg; \
@@ -56,39 +58,51 @@ RUN set -e; \
     fi; \
     arch=$TARGETARCH; \
     case "$arch" in \
-        amd64) triplet=x86_64-linux-gnu; cc=gcc-x86-64-linux-gnu ;; \
-        arm64) triplet=aarch64-linux-gnu; cc=gcc-aarch64-linux-gnu ;; \
+        amd64) triplet=x86_64-linux-gnu; musl=x86_64-linux-musl; cc=gcc-x86-64-linux-gnu; flags= ;; \
+        arm64) triplet=aarch64-linux-gnu; musl=aarch64-linux-musl; cc=gcc-aarch64-linux-gnu; \
+            flags=-mno-outline-atomics ;; \
         *) echo "error: TARGETARCH '$arch' is not built here: amd64 or arm64" >&2; exit 1 ;; \
     esac; \
-    libc="libc6-dev:$arch"; \
     if [ "$arch" = "$(dpkg --print-architecture)" ]; then \
-        cc=gcc; libc=libc6-dev; \
+        cc=gcc; \
     else \
         dpkg --add-architecture "$arch"; \
     fi; \
     apt-get update; \
-    apt-get install -y --no-install-recommends "$cc" "$libc" make pkg-config dpkg-dev libcap2-bin \
-        "libyaml-dev:$TARGETARCH" "libseccomp-dev:$TARGETARCH" "libc-ares-dev:$TARGETARCH"; \
-    apt-get source --download-only libmicrohttpd curl; \
+    apt-get install -y --no-install-recommends "$cc" "musl-dev:$arch" "linux-libc-dev:$arch" \
+        make pkg-config dpkg-dev autoconf automake libtool gperf libcap2-bin; \
+    apt-get source --download-only libyaml libseccomp c-ares libmicrohttpd curl; \
     if ! apt-get source --download-only openssl; then \
         echo "warning: no source of the newest openssl on this mirror: building bookworm's" >&2; \
         rm -f openssl_*; \
         apt-get source --download-only openssl/bookworm; \
     fi; \
     rm -rf /var/lib/apt/lists/*; \
-    echo "$triplet" > /etc/sigreload-target
+    mkdir -p /usr/local/include/kernel; \
+    ln -s /usr/include/linux /usr/include/asm-generic "/usr/include/$triplet/asm" \
+        /usr/local/include/kernel/; \
+    printf '#!/bin/sh\nexec %s-gcc "$@" -specs /usr/lib/%s/musl-gcc.specs -isystem %s %s\n' \
+        "$triplet" "$musl" /usr/local/include/kernel "$flags" > "/usr/local/bin/$musl-gcc"; \
+    chmod 0755 "/usr/local/bin/$musl-gcc"; \
+    for tool in ar nm ranlib strip; do \
+        ln -s "/usr/bin/$triplet-$tool" "/usr/local/bin/$musl-$tool"; \
+    done; \
+    echo "$musl" > /etc/sigreload-target
 
-# ---- deps: libmicrohttpd and libcurl, static, for the target ---------------------------------
+# ---- deps: every library sigreload links, static, against musl, for the target ------------
 # Each from Debian's source package (its patches applied by dpkg-source), configured for the
-# target with the cross compiler. PKG_CONFIG_LIBDIR makes pkg-config see the target's .pc files
-# only (bookworm's pkgconf has no cross pkg-config wrappers).
+# target with the C library musl: `$musl-gcc` is the target's gcc with musl's specs file (the
+# `musl-gcc` that Debian's musl-dev ships, with the kernel's headers beside musl's). Why musl and
+# not glibc: a static glibc brings its dynamic loader, NSS and iconv with it (regcomp and c-ares
+# reach them), about 1 MB; musl's share is a tenth of that (README.md, "The image").
+# PKG_CONFIG_LIBDIR makes pkg-config see the libraries built here and nothing else.
 FROM toolchain AS deps
+ENV PKG_CONFIG_LIBDIR=/opt/deps/lib/pkgconfig
 # libmicrohttpd without HTTPS: Debian's static libmicrohttpd.a needs GnuTLS, of which Debian
 # ships no static archive, and sigreload serves plain-HTTP /metrics only.
-RUN triplet=$(cat /etc/sigreload-target) \
-    && export PKG_CONFIG_LIBDIR="/usr/lib/$triplet/pkgconfig:/usr/share/pkgconfig" \
+RUN musl=$(cat /etc/sigreload-target) \
     && dpkg-source -x libmicrohttpd_*.dsc mhd \
-    && env -C mhd ./configure --host="$triplet" --build="$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" \
+    && env -C mhd ./configure --host="$musl" --build="$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" \
         --prefix=/opt/deps --enable-static --disable-shared --disable-https --disable-doc \
         --disable-examples --disable-curl --disable-dauth --disable-postprocessor \
         CFLAGS="-Os -ffunction-sections -fdata-sections" \
@@ -107,12 +121,12 @@ RUN triplet=$(cat /etc/sigreload-target) \
 # variants of OpenSSL's C code (OPENSSL_SMALL_FOOTPRINT). The assembly stays (AES-NI, the SHA
 # extensions, constant-time AES) but for P-256's, mostly a large table of precomputed points:
 # the portable code does P-256 instead. What weighs what: README.md, "The image".
-RUN triplet=$(cat /etc/sigreload-target) \
-    && case "$triplet" in x86_64-*) target=linux-x86_64 ;; aarch64-*) target=linux-aarch64 ;; esac \
+RUN musl=$(cat /etc/sigreload-target) \
+    && case "$musl" in x86_64-*) target=linux-x86_64 ;; aarch64-*) target=linux-aarch64 ;; esac \
     && dpkg-source -x openssl_*.dsc openssl \
     && sed -i -E 's/^( *\$ECASM_(x86_64|aarch64)=).*/\1/' openssl/crypto/ec/build.info \
     && test "$(grep -cE '^ *\$ECASM_(x86_64|aarch64)=$' openssl/crypto/ec/build.info)" = 2 \
-    && env -C openssl ./Configure "$target" --cross-compile-prefix="$triplet-" --prefix=/opt/deps \
+    && env -C openssl ./Configure "$target" --cross-compile-prefix="$musl-" --prefix=/opt/deps \
         --libdir=lib --openssldir=/etc/ssl -Os -ffunction-sections -fdata-sections \
         -DOPENSSL_SMALL_FOOTPRINT no-shared no-module no-dso no-engine no-legacy no-tests \
         no-ui-console no-autoload-config no-async no-threads no-secure-memory no-ktls no-uplink \
@@ -127,20 +141,60 @@ RUN triplet=$(cat /etc/sigreload-target) \
     && dpkg-parsechangelog -l openssl/debian/changelog -S Version > /opt/deps/share/doc/OpenSSL.version \
     && rm -rf openssl
 
+# libyaml, libseccomp and c-ares: the library alone, not the tools and tests of the package.
+# Each library's copyright file and exact version go beside it (the image's linked-libraries).
+# libyaml's source is its git tree: autoreconf makes its configure, as Debian's build does.
+# c-ares keys its DNS query ids from /dev/urandom: a cross build cannot look for the file, and
+# without it c-ares would fall back to rand(), predictable ids, so it is named.
+RUN musl=$(cat /etc/sigreload-target) \
+    && dpkg-source -x libyaml_*.dsc yaml \
+    && env -C yaml autoreconf -fi \
+    && env -C yaml ./configure --host="$musl" --build="$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" \
+        --prefix=/opt/deps --enable-static --disable-shared \
+        CFLAGS="-Os -ffunction-sections -fdata-sections" \
+    && make -C yaml/src -j"$(nproc)" install \
+    && make -C yaml/include install \
+    && make -C yaml install-pkgconfigDATA \
+    && install -D -m 0644 yaml/debian/copyright /opt/deps/share/doc/libyaml.copyright \
+    && dpkg-parsechangelog -l yaml/debian/changelog -S Version > /opt/deps/share/doc/libyaml.version \
+    && rm -rf yaml
+RUN musl=$(cat /etc/sigreload-target) \
+    && dpkg-source -x libseccomp_*.dsc seccomp \
+    && env -C seccomp ./configure --host="$musl" --build="$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" \
+        --prefix=/opt/deps --enable-static --disable-shared --disable-python \
+        CFLAGS="-Os -ffunction-sections -fdata-sections" \
+    && make -C seccomp/src -j"$(nproc)" install \
+    && make -C seccomp/include install \
+    && make -C seccomp install-pkgconfDATA \
+    && install -D -m 0644 seccomp/debian/copyright /opt/deps/share/doc/libseccomp.copyright \
+    && dpkg-parsechangelog -l seccomp/debian/changelog -S Version > /opt/deps/share/doc/libseccomp.version \
+    && rm -rf seccomp
+RUN musl=$(cat /etc/sigreload-target) \
+    && dpkg-source -x c-ares_*.dsc ares \
+    && env -C ares ./configure --host="$musl" --build="$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" \
+        --prefix=/opt/deps --enable-static --disable-shared --disable-tests \
+        --with-random=/dev/urandom \
+        CFLAGS="-Os -ffunction-sections -fdata-sections" \
+    && make -C ares/src/lib -j"$(nproc)" install \
+    && make -C ares/include install \
+    && make -C ares install-pkgconfigDATA \
+    && install -D -m 0644 ares/debian/copyright /opt/deps/share/doc/c-ares.copyright \
+    && dpkg-parsechangelog -l ares/debian/changelog -S Version > /opt/deps/share/doc/c-ares.version \
+    && rm -rf ares
+
 # libcurl with HTTP and HTTPS (OpenSSL) only, and c-ares for DNS: the threaded resolver would
 # start a thread per lookup, and sigreload runs one thread; c-ares answers on a socket that the
 # event loop polls like any other. No other protocol, no compression, no IDN, no HTTP/2, no
 # built-in CA bundle (the image has none: an HTTPS rule names its CA file), no proxy, cookie,
 # MIME or authentication but basic (sigreload sends a bearer token as a header). Its verbose
 # strings stay: without them, errors end in "Error" where they say why, and little is saved.
-RUN triplet=$(cat /etc/sigreload-target) \
-    && export PKG_CONFIG_LIBDIR="/usr/lib/$triplet/pkgconfig:/usr/share/pkgconfig" \
+RUN musl=$(cat /etc/sigreload-target) \
     && dpkg-source -x curl_*.dsc curl \
-    && env -C curl ./configure --host="$triplet" --build="$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" \
+    && env -C curl ./configure --host="$musl" --build="$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" \
         --prefix=/opt/deps --enable-static --disable-shared \
         CFLAGS="-Os -ffunction-sections -fdata-sections" \
         --with-openssl=/opt/deps --disable-openssl-auto-load-config \
-        --enable-ares --disable-threaded-resolver --disable-pthreads \
+        --enable-ares=/opt/deps --disable-threaded-resolver --disable-pthreads \
         --disable-ftp --disable-file --disable-ldap --disable-ldaps --disable-rtsp --disable-dict \
         --disable-telnet --disable-tftp --disable-pop3 --disable-imap --disable-smb \
         --disable-smtp --disable-gopher --disable-mqtt --disable-manual --disable-ntlm \
@@ -173,12 +227,11 @@ ARG VERSION=0.1.0
 # cap_kill+p, permitted only: sigreload raises CAP_KILL to effective itself when the container's
 # bounding set holds it (capabilities.add: [KILL]). With +ep, execve would fail with EPERM in a
 # container that drops ALL, and the same-uid mode would not start (docs/SECURITY-MODES.md).
-RUN triplet=$(cat /etc/sigreload-target) \
+RUN musl=$(cat /etc/sigreload-target) \
     && grep -qx "VERSION := ${VERSION}" Makefile \
-    && PKG_CONFIG_LIBDIR="/opt/deps/lib/pkgconfig:/usr/lib/$triplet/pkgconfig:/usr/share/pkgconfig" \
-        make static CC="$triplet-gcc" \
+    && make static CC="$musl-gcc" \
     && mkdir /out \
-    && "$triplet-strip" -o /out/sigreload build/static/sigreload \
+    && "$musl-strip" -o /out/sigreload build/static/sigreload \
     && if [ "$TARGETARCH" = "$(dpkg --print-architecture)" ]; then \
         test "$(/out/sigreload --version)" = "sigreload ${VERSION}"; fi \
     && chmod 0755 /out/sigreload \
@@ -188,16 +241,16 @@ RUN triplet=$(cat /etc/sigreload-target) \
 # What is linked in (a library counts when one of its own symbols is in the binary), with its
 # exact Debian version and its copyright file: NOTICE says why.
 # linter ignore=SC2016
-RUN triplet=$(cat /etc/sigreload-target) \
+RUN musl=$(cat /etc/sigreload-target) \
     && doc=/out/doc \
     && mkdir -p "$doc" \
     && cp /usr/share/common-licenses/LGPL-2.1 "$doc/" \
-    && "$triplet-nm" --defined-only build/static/sigreload > /tmp/nm \
+    && "$musl-nm" --defined-only build/static/sigreload > /tmp/nm \
     && awk '{ print $3 }' /tmp/nm > /tmp/symbols \
-    && printf '%s\n' 'glibc __libc_start_main libc6-dev' 'OpenSSL SHA256_Init|CRYPTO_malloc -' \
-        'libyaml yaml_parser_initialize libyaml-dev' 'libseccomp seccomp_init libseccomp-dev' \
+    && printf '%s\n' 'musl __libc_start_main musl-dev' 'OpenSSL SHA256_Init|CRYPTO_malloc -' \
+        'libyaml yaml_parser_initialize -' 'libseccomp seccomp_init -' \
         'libmicrohttpd MHD_start_daemon -' 'libcurl curl_multi_init -' \
-        'c-ares ares_library_init libc-ares-dev' > /tmp/libraries \
+        'c-ares ares_library_init -' > /tmp/libraries \
     && while read -r lib symbol package; do \
         grep -qxE "$symbol" /tmp/symbols || continue; \
         if [ "$package" = - ]; then \

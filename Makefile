@@ -127,18 +127,18 @@ soak-schedules: $(BIN) helpers
 		SIGRELOAD_HELPERS=$(CURDIR)/$(B)/helpers \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/system/test_schedules.py $(PYTEST_ARGS)
 
-# A static binary (glibc, libcrypto, libyaml) for an image FROM scratch. Each function and
-# object in a section of its own, so that the link keeps only what is called (the image builds
-# its libraries the same way: Dockerfile); -Os, for size. The link map beside the binary
+# A static binary for an image FROM scratch: the image's build links it against musl and the
+# libraries it builds for musl (Dockerfile: `make static CC=x86_64-linux-musl-gcc`). Each
+# function and object in a section of its own, so that the link keeps only what is called (the
+# image builds its libraries the same way); -Os, for size. The link map beside the binary
 # (build/static/sigreload.map) says what weighs what: tests/tools/mapsize.py.
 STATIC_CFLAGS ?= -Os -g -ffunction-sections -fdata-sections
 static:
 	$(MAKE) B=build/static CFLAGS="$(STATIC_CFLAGS)" build/static/sigreload
 
 build/static/sigreload: $(B)/main.o $(LIB_OBJ)
-	@# libcrypto's unused DSO and socket code makes glibc warn about static dlopen and getaddrinfo
 	$(CC) $(ALL_CFLAGS) -static -Wl,--gc-sections -Wl,-Map,$@.map -Wl,-z,relro,-z,now \
-		-Wl,--no-warnings -o $@ $^ \
+		-o $@ $^ \
 		$(shell $(PKG_CONFIG) --static --libs $(PKGS))
 	@# Debian's own libcurl.a needs libraries Debian ships no static archive of (libssh2,
 	@# librtmp, ...): linked anyway, the binary would crash in curl_global_init. The image's
@@ -149,12 +149,15 @@ build/static/sigreload: $(B)/main.o $(LIB_OBJ)
 		exit 1; fi
 
 # The image's binary, copied out of the image: what `make bench BENCH_BIN=build/image/sigreload`
-# measures for the memory goal.
+# measures for the memory goal, and what SIGRELOAD_BIN=build/image/sigreload runs the system
+# tests on. Without its file capability, as the development build: valgrind refuses a binary
+# that has one, and the tests give capabilities as they need.
 .PHONY: image-binary
 image-binary: image
 	@mkdir -p build/image
 	c=$$(podman create $(IMAGE)) && podman cp $$c:/usr/local/bin/sigreload build/image/sigreload \
 		&& podman rm $$c >/dev/null
+	setcap -r build/image/sigreload
 
 # The image (Dockerfile), built with podman: for this machine's architecture, or for PLATFORM
 # (linux/amd64 or linux/arm64, cross-compiled, never emulated); image-multiarch makes the
