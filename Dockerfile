@@ -116,11 +116,11 @@ RUN musl=$(cat /etc/sigreload-target) \
 # Left out: the older and datagram protocols, DH, DSA, PSK, SRP, the legacy ciphers and digests
 # and the legacy provider, engines and loadable modules (the image has no file to load, and no
 # openssl.cnf), OCSP, CT, CMS, CMP and TS, threads (sigreload runs one), and the socket BIOs
-# (libcurl gives OpenSSL a BIO of its own; they called glibc's getaddrinfo). Every function in
-# a section of its own, so that the static link keeps what is called; -Os, and the smaller
-# variants of OpenSSL's C code (OPENSSL_SMALL_FOOTPRINT). The assembly stays (AES-NI, the SHA
-# extensions, constant-time AES) but for P-256's, mostly a large table of precomputed points:
-# the portable code does P-256 instead. What weighs what: README.md, "The image".
+# (libcurl gives OpenSSL a BIO of its own; they called the C library's getaddrinfo). Every
+# function in a section of its own, so that the static link keeps what is called; -Os, and the
+# smaller variants of OpenSSL's C code (OPENSSL_SMALL_FOOTPRINT). The assembly stays (AES-NI,
+# the SHA extensions, constant-time AES) but for P-256's, mostly a large table of precomputed
+# points: the portable code does P-256 instead. What weighs what: README.md, "The image".
 RUN musl=$(cat /etc/sigreload-target) \
     && case "$musl" in x86_64-*) target=linux-x86_64 ;; aarch64-*) target=linux-aarch64 ;; esac \
     && dpkg-source -x openssl_*.dsc openssl \
