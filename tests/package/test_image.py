@@ -664,14 +664,14 @@ def test_arm64_image_is_cross_compiled_without_emulation(request, arm64_image, m
     assert podman("image", "inspect", "--format", "{{.Architecture}}", BASE).stdout.strip() == NATIVE
 
     # The build stage as podman keeps it (labelled arm64, the build's platform, whatever its
-    # content): its programs are this machine's, and it knows the target by its triplet.
+    # content): its programs are this machine's, and it knows the target by its musl triplet.
     stage = f"{ARM64}-build-stage"
     make(request, "image", "the arm64 image's build stage (cached)", IMAGE=stage,
          PLATFORM="linux/arm64", IMAGE_STAGE="build")
     try:
         r = podman("run", "--rm", "--network=none", stage, "sh", "-c",
                    "dpkg --print-architecture; dpkg --print-foreign-architectures; cat /etc/sigreload-target")
-        assert r.stdout.split() == [NATIVE, "arm64", "aarch64-linux-gnu"]
+        assert r.stdout.split() == [NATIVE, "arm64", "aarch64-linux-musl"]
     finally:
         podman("untag", stage, check=False)  # not rmi: that would prune the stages it cached
     check_size(inspected["Size"])
